@@ -1,0 +1,27 @@
+# Wharf: `make run` starts a development registry; `make test` runs every test.
+# Tools the tests need are installed by scripts/tools.sh into $(WHARF_CACHE),
+# outside the checkout, pinned and idempotent.
+
+WHARF_CACHE ?= $(HOME)/.cache/wharf
+export WHARF_CACHE
+export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: run test tools lint unit bench e2e-up e2e-down
+
+## run: the registry on 127.0.0.1:5000, storing under ./var/registry
+run:
+	$(CARGO) run --release -p wharf-registry -- serve
+
+## test: every test (installs what the tests need first)
+test: tools lint unit
+
+tools:
+	bash scripts/tools.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked

@@ -1,0 +1,187 @@
+//! The HTTP API: the distribution spec's `/v2/` routes.
+//!
+//! One catch-all route hands the raw path to [`endpoint::parse`], which
+//! yields a typed [`Endpoint`]; [`dispatch`] then picks the handler by
+//! endpoint and method. Handlers parse the request, make one call into
+//! `crate::registry` and return a typed response from [`response`]. This
+//! module never touches storage.
+
+pub mod blobs;
+pub mod catalog;
+pub mod endpoint;
+pub mod error;
+pub mod manifests;
+pub mod referrers;
+pub mod response;
+pub mod tags;
+pub mod uploads;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use futures::StreamExt;
+
+use crate::registry::Registry;
+use crate::storage::ByteStream;
+use endpoint::Endpoint;
+use error::ApiError;
+
+/// Everything a request handler needs, built once at startup.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// `http.prefix` without a trailing slash (may be empty).
+    pub prefix: String,
+    /// `http.host`: the base of absolute URLs, when configured.
+    pub host: Option<String>,
+    /// `http.relativeurls`.
+    pub relative_urls: bool,
+    /// Whether the listener speaks TLS (for URLs built from `Host`).
+    pub tls: bool,
+    /// `http.headers`, added to every response.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Per-request view of the request line and headers.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub method: Method,
+    pub headers: HeaderMap,
+    query: Vec<(String, String)>,
+}
+
+impl Ctx<'_> {
+    pub fn registry(&self) -> &Registry {
+        &self.state.registry
+    }
+
+    /// The first value of a query parameter.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// An URL for `path` (which starts with `/v2/`), absolute unless
+    /// `http.relativeurls` is set.
+    pub fn url(&self, path: &str) -> String {
+        let s = self.state;
+        if s.relative_urls {
+            return format!("{}{path}", s.prefix);
+        }
+        if let Some(host) = &s.host {
+            return format!("{}{}{path}", host.trim_end_matches('/'), s.prefix);
+        }
+        let forwarded = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
+        };
+        let proto =
+            forwarded("x-forwarded-proto").unwrap_or_else(|| if s.tls { "https".into() } else { "http".into() });
+        match forwarded("x-forwarded-host").or_else(|| forwarded("host")) {
+            Some(host) => format!("{proto}://{host}{}{path}", s.prefix),
+            None => format!("{}{path}", s.prefix),
+        }
+    }
+}
+
+/// The request body as a byte stream, counted for metrics.
+pub fn body_stream(body: Body) -> ByteStream {
+    body.into_data_stream()
+        .map(|r| r.inspect(|b| crate::metrics::bytes_received(b.len())).map_err(io::Error::other))
+        .boxed()
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let prefix = state.prefix.clone();
+    let v2 = Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state);
+    if prefix.is_empty() { v2 } else { Router::new().nest(&prefix, v2) }
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    // Routing sees the raw path: percent-encoded names are refused, never decoded.
+    let full = parts.uri.path();
+    let rest = full.strip_prefix(state.prefix.as_str()).unwrap_or(full);
+    let rest = rest.strip_prefix("/v2").unwrap_or(rest);
+    let query =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let ctx = Ctx { state: &state, method: parts.method, headers: parts.headers, query };
+
+    let parsed = endpoint::parse(rest);
+    let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
+    let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
+    let mut resp = match parsed {
+        Ok(ep) => handle(&ctx, ep, body).await.unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    };
+
+    let h = resp.headers_mut();
+    h.insert(HeaderName::from_static("docker-distribution-api-version"), HeaderValue::from_static("registry/2.0"));
+    for (k, v) in &state.headers {
+        h.append(k.clone(), v.clone());
+    }
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if method != Method::HEAD {
+        crate::metrics::bytes_sent(bytes);
+    }
+    let elapsed = started.elapsed();
+    crate::metrics::request(route, method.as_str(), status, elapsed);
+    tracing::info!(
+        method = %method,
+        route,
+        repository = repository.as_deref().unwrap_or(""),
+        status,
+        bytes,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn handle(ctx: &Ctx<'_>, ep: Endpoint, body: Body) -> Result<Response, ApiError> {
+    use Method as M;
+    let m = ctx.method.clone();
+    match (ep, m) {
+        (Endpoint::Base, M::GET | M::HEAD) => Ok(response::JsonPage::new(serde_json::json!({})).into_response()),
+        (Endpoint::Catalog, M::GET) => catalog::get(ctx).await,
+        (Endpoint::Tags(name), M::GET) => tags::get(ctx, &name).await,
+        (Endpoint::Manifest(name, r), M::GET) => manifests::get(ctx, &name, &r, false).await,
+        (Endpoint::Manifest(name, r), M::HEAD) => manifests::get(ctx, &name, &r, true).await,
+        (Endpoint::Manifest(name, r), M::PUT) => manifests::put(ctx, &name, &r, body).await,
+        (Endpoint::Manifest(name, r), M::DELETE) => manifests::delete(ctx, &name, &r).await,
+        (Endpoint::Blob(name, d), M::GET) => blobs::get(ctx, &name, d, false).await,
+        (Endpoint::Blob(name, d), M::HEAD) => blobs::get(ctx, &name, d, true).await,
+        (Endpoint::Blob(name, d), M::DELETE) => blobs::delete(ctx, &name, &d).await,
+        (Endpoint::UploadStart(name), M::POST) => uploads::start(ctx, &name, body).await,
+        (Endpoint::Upload(name, id), M::GET) => uploads::status(ctx, &name, &id).await,
+        (Endpoint::Upload(name, id), M::PATCH) => uploads::patch(ctx, &name, &id, body).await,
+        (Endpoint::Upload(name, id), M::PUT) => uploads::put(ctx, &name, &id, body).await,
+        (Endpoint::Upload(name, id), M::DELETE) => uploads::cancel(ctx, &name, &id).await,
+        (Endpoint::Referrers(name, d), M::GET) => referrers::get(ctx, &name, &d).await,
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

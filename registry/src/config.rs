@@ -1,0 +1,653 @@
+//! registry:2's `config.yml`, read the same way: YAML, then `REGISTRY_*`
+//! environment overrides, then typed parsing that refuses every key it does
+//! not support by its full path. Nothing is silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_yaml::{Mapping, Value};
+
+/// The configuration used when `serve` is given no file: a development
+/// registry on loopback that needs no other service.
+pub const DEFAULT_CONFIG: &str = r#"
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: ./var/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("{path}: {message}")]
+    Key { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+fn key_error(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key { path: path.to_string(), message: message.into() }
+}
+
+/// A duration in Go's syntax (`300ms`, `10s`, `1h30m`), as registry:2 writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration(pub Duration);
+
+impl GoDuration {
+    pub fn parse(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        if s == "0" {
+            return Some(Duration::ZERO);
+        }
+        let mut total = 0f64;
+        let mut rest = s;
+        if rest.is_empty() {
+            return None;
+        }
+        while !rest.is_empty() {
+            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let (num, after) = rest.split_at(num_end);
+            let n: f64 = num.parse().ok()?;
+            let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+            let (unit, after) = after.split_at(unit_end);
+            let scale = match unit {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+            total += n * scale;
+            rest = after;
+        }
+        Some(Duration::from_secs_f64(total))
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let s = match &v {
+            Value::String(s) => s.clone(),
+            // A bare integer is nanoseconds in Go's yaml decoding of time.Duration.
+            Value::Number(n) => {
+                return n.as_u64().map(|ns| GoDuration(Duration::from_nanos(ns))).ok_or_else(|| {
+                    serde::de::Error::custom("duration must be a non-negative integer or a string like 10s")
+                });
+            }
+            _ => return Err(serde::de::Error::custom("duration must be a string like 10s, 5m or 1h30m")),
+        };
+        GoDuration::parse(&s).map(GoDuration).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{s}` is not a duration (use e.g. 300ms, 10s, 5m, 1h30m)"))
+        })
+    }
+}
+
+impl Serialize for GoDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", self.0.as_secs_f64()))
+    }
+}
+
+/// Accepts any YAML scalar as a string (`secret: 123456` is a string in registry:2).
+fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(serde::de::Error::custom("expected a string")),
+    }
+}
+
+/// Secrets print as `<redacted>` in `config check`.
+fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Value>,
+    #[serde(default)]
+    pub log: Log,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Value>,
+    #[serde(default)]
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatter: Option<LogFormatter>,
+    /// Static fields added to every log line.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accesslog: Option<AccessLog>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatter {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Filesystem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<Enabled>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootdirectory: Option<String>,
+    /// Accepted for compatibility; reads use a thread per active transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxthreads: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enabled {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploadpurging: Option<UploadPurging>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly: Option<Enabled>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadPurging {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "week")]
+    pub age: GoDuration,
+    #[serde(default = "day")]
+    pub interval: GoDuration,
+    #[serde(default)]
+    pub dryrun: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn week() -> GoDuration {
+    GoDuration(Duration::from_secs(168 * 3600))
+}
+fn day() -> GoDuration {
+    GoDuration(Duration::from_secs(24 * 3600))
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        UploadPurging { enabled: true, age: week(), interval: day(), dryrun: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Only `inmemory` is supported: parsed manifests are cached in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobdescriptor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobdescriptorsize: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// The filesystem backend never redirects; `disable: true` is the only behaviour.
+    #[serde(default)]
+    pub disable: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "scalar_string",
+        serialize_with = "redact",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub relativeurls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draintimeout: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<Debug>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Http2>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub certificate: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2 {
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Debug {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storagedriver: Option<StorageHealth>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageHealth {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "ten_seconds")]
+    pub interval: GoDuration,
+    #[serde(default = "three")]
+    pub threshold: u32,
+}
+
+fn ten_seconds() -> GoDuration {
+    GoDuration(Duration::from_secs(10))
+}
+fn three() -> u32 {
+    3
+}
+
+/// Storage drivers registry:2 has that this build does not, with what to do instead.
+const UNSUPPORTED_DRIVERS: [(&str, &str); 6] = [
+    ("s3", "the S3 backend is not available in this build yet"),
+    (
+        "oss",
+        "Aliyun OSS is not supported; OSS speaks the S3 API, so use the s3 driver with regionendpoint once it lands",
+    ),
+    ("azure", "Azure Blob storage is not supported; use filesystem or s3"),
+    ("gcs", "Google Cloud Storage is not supported; GCS has an S3-compatible API, use the s3 driver"),
+    ("swift", "OpenStack Swift is not supported; use filesystem or s3"),
+    ("inmemory", "the inmemory driver is not supported; use filesystem with a temporary directory"),
+];
+
+impl Config {
+    /// Parses YAML text, applies `REGISTRY_*` overrides from `env`, and validates.
+    pub fn from_yaml(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut tree: Value = serde_yaml::from_str(text)?;
+        if tree.is_null() {
+            tree = Value::Mapping(Mapping::new());
+        }
+        apply_env(&mut tree, env)?;
+        check_known_unsupported(&tree)?;
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            key_error(if path == "." { "config" } else { &path }, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &str) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_string(), source })?;
+        Config::from_yaml(&text, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(v) = &self.version {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            };
+            if s != "0.1" {
+                return Err(key_error("version", format!("only version 0.1 exists, got `{s}`")));
+            }
+        }
+        if self.storage.filesystem.is_none() {
+            return Err(key_error("storage", "no storage driver configured; set storage.filesystem.rootdirectory"));
+        }
+        if let Some(cache) = &self.storage.cache
+            && let Some(bd) = &cache.blobdescriptor
+            && bd != "inmemory"
+        {
+            return Err(key_error(
+                "storage.cache.blobdescriptor",
+                format!("`{bd}` is not supported; only inmemory is"),
+            ));
+        }
+        if let Some(net) = &self.http.net
+            && net != "tcp"
+        {
+            return Err(key_error("http.net", format!("`{net}` is not supported; only tcp is")));
+        }
+        if let Some(p) = &self.http.prefix
+            && !p.is_empty()
+            && !p.starts_with('/')
+        {
+            return Err(key_error("http.prefix", "must start with /"));
+        }
+        if self.auth.is_some() {
+            return Err(key_error(
+                "auth",
+                "authentication is not available in this build yet (htpasswd and token auth land with the auth issue)",
+            ));
+        }
+        if self.proxy.is_some() {
+            return Err(key_error("proxy", "pull-through cache mode is not available in this build yet"));
+        }
+        Ok(())
+    }
+
+    pub fn root_directory(&self) -> String {
+        self.storage
+            .filesystem
+            .as_ref()
+            .and_then(|f| f.rootdirectory.clone())
+            .unwrap_or_else(|| "/var/lib/registry".to_string())
+    }
+
+    /// The listen address, with Go's `:5000` meaning all interfaces.
+    pub fn listen_addr(&self) -> String {
+        normalize_addr(self.http.addr.as_deref().unwrap_or(":5000"))
+    }
+
+    pub fn delete_enabled(&self) -> bool {
+        self.storage.delete.is_some_and(|d| d.enabled)
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.storage.maintenance.as_ref().and_then(|m| m.readonly).is_some_and(|r| r.enabled)
+    }
+
+    /// The effective configuration as YAML, secrets redacted.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+pub fn normalize_addr(addr: &str) -> String {
+    if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_string() }
+}
+
+fn check_known_unsupported(tree: &Value) -> Result<(), ConfigError> {
+    if let Some(storage) = tree.get("storage").and_then(Value::as_mapping) {
+        for (driver, why) in UNSUPPORTED_DRIVERS {
+            if storage.contains_key(driver) {
+                return Err(key_error(&format!("storage.{driver}"), why));
+            }
+        }
+    }
+    if let Some(tls) = tree.get("http").and_then(|h| h.get("tls"))
+        && tls.get("letsencrypt").is_some()
+    {
+        return Err(key_error(
+            "http.tls.letsencrypt",
+            "Let's Encrypt is not supported; mount a certificate (cert-manager in Kubernetes)",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies registry:2's environment overrides: `REGISTRY_A_B_C=v` sets
+/// `a.b.c` (case-insensitive, matching existing keys), with `v` parsed as YAML.
+fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with("REGISTRY_") && k != "REGISTRY_CONFIGURATION_PATH").collect();
+    // Shorter paths first, so REGISTRY_STORAGE=s3 applies before REGISTRY_STORAGE_S3_BUCKET.
+    vars.sort_by_key(|(k, _)| k.len());
+    for (var, raw) in vars {
+        let segments: Vec<String> = var["REGISTRY_".len()..].split('_').map(str::to_lowercase).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(ConfigError::Env { var, message: "empty path segment".into() });
+        }
+        let value: Value = serde_yaml::from_str(&raw).unwrap_or(Value::String(raw.clone()));
+        // A value that YAML reads as a map or list only when it was meant as one.
+        let value = match value {
+            Value::Null if !raw.is_empty() => Value::String(raw.clone()),
+            v => v,
+        };
+        if segments.len() == 1 && segments[0] == "storage" {
+            // REGISTRY_STORAGE=<driver> selects the driver.
+            let driver = value.as_str().unwrap_or_default().to_string();
+            let storage = entry(tree, "storage");
+            if let Value::Mapping(m) = storage {
+                m.insert(Value::String(driver), Value::Mapping(Mapping::new()));
+            }
+            continue;
+        }
+        let mut node = &mut *tree;
+        for seg in &segments[..segments.len() - 1] {
+            node = entry(node, seg);
+        }
+        let last = &segments[segments.len() - 1];
+        if let Value::Mapping(m) = node {
+            let key = existing_key(m, last).unwrap_or_else(|| Value::String(last.clone()));
+            m.insert(key, value);
+        } else {
+            return Err(ConfigError::Env { var, message: "overrides a key whose parent is not a mapping".into() });
+        }
+    }
+    Ok(())
+}
+
+fn existing_key(m: &Mapping, name: &str) -> Option<Value> {
+    m.keys().find(|k| k.as_str().is_some_and(|s| s.eq_ignore_ascii_case(name))).cloned()
+}
+
+/// The child mapping `name` of `node`, created (or replacing a scalar) when needed.
+fn entry<'a>(node: &'a mut Value, name: &str) -> &'a mut Value {
+    if !node.is_mapping() {
+        *node = Value::Mapping(Mapping::new());
+    }
+    let Value::Mapping(m) = node else { unreachable!("just made a mapping") };
+    let key = existing_key(m, name).unwrap_or_else(|| Value::String(name.to_string()));
+    let child = m.entry(key).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !child.is_mapping() {
+        *child = Value::Mapping(Mapping::new());
+    }
+    child
+}
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    const STOCK: &str = r#"
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"#;
+
+    #[test]
+    fn the_stock_registry2_config_loads() {
+        let c = load(STOCK, &[]).unwrap();
+        assert_eq!(c.root_directory(), "/var/lib/registry");
+        assert_eq!(c.listen_addr(), "0.0.0.0:5000");
+        assert_eq!(c.health.storagedriver.as_ref().unwrap().interval.0, Duration::from_secs(10));
+        assert!(!c.delete_enabled());
+    }
+
+    #[test]
+    fn env_overrides_as_registry2() {
+        let c = load(
+            STOCK,
+            &[
+                ("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/data"),
+                ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+                ("REGISTRY_HTTP_SECRET", "123456"),
+                ("REGISTRY_HTTP_ADDR", "127.0.0.1:0"),
+                ("REGISTRY_LOG_LEVEL", "debug"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.root_directory(), "/data");
+        assert!(c.delete_enabled());
+        assert_eq!(c.http.secret.as_deref(), Some("123456"));
+        assert_eq!(c.listen_addr(), "127.0.0.1:0");
+        assert_eq!(c.log.level, Some(LogLevel::Debug));
+        assert!(c.to_yaml().contains("<redacted>"), "secrets are redacted");
+        assert!(!c.to_yaml().contains("123456"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_path() {
+        let e = load("storage:\n  filesystem:\n    rootdirectoy: /x\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("storage.filesystem") && e.contains("rootdirectoy"), "{e}");
+        let e = load("notifications: {}\nstorage: {filesystem: {}}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("notifications"), "{e}");
+        let e = load(STOCK, &[("REGISTRY_HTTP_BOGUS", "1")]).unwrap_err().to_string();
+        assert!(e.contains("http") && e.contains("bogus"), "{e}");
+        let e = load("storage: {filesystem: {}}\nhttp: {draintimeout: soon}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("http.draintimeout") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_drivers_say_why() {
+        let e = load("storage:\n  oss:\n    bucket: b\n", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("storage.oss:") && e.contains("S3"), "{e}");
+        let e = load("storage: {filesystem: {}, cache: {blobdescriptor: redis}}", &[]).unwrap_err().to_string();
+        assert!(e.contains("redis"), "{e}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(GoDuration::parse("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(GoDuration::parse("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(GoDuration::parse("300ms"), Some(Duration::from_millis(300)));
+        assert_eq!(GoDuration::parse("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(GoDuration::parse("10"), None);
+        assert_eq!(GoDuration::parse("abc"), None);
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        let c = load(DEFAULT_CONFIG, &[]).unwrap();
+        assert_eq!(c.listen_addr(), "127.0.0.1:5000");
+        assert_eq!(c.root_directory(), "./var/registry");
+    }
+}

@@ -1,0 +1,77 @@
+//! The debug listener (`http.debug.addr`): `/debug/health` checks storage,
+//! `/debug/ready` answers as soon as the registry serves (for Kubernetes
+//! probes), and Prometheus metrics at `http.debug.prometheus.path`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::registry::Registry;
+
+/// Storage health as the periodic check sees it.
+pub struct Health {
+    registry: Arc<Registry>,
+    failures: AtomicU32,
+    /// Consecutive failures that make the registry unhealthy; 0 means check on every request.
+    threshold: u32,
+}
+
+impl Health {
+    pub fn new(registry: Arc<Registry>, threshold: u32) -> Arc<Self> {
+        Arc::new(Health { registry, failures: AtomicU32::new(0), threshold })
+    }
+
+    /// Checks storage every `interval`, forever.
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match self.registry.check_storage().await {
+                Ok(()) => self.failures.store(0, Ordering::Relaxed),
+                Err(e) => {
+                    let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(error = %e, consecutive = n, "storage health check failed");
+                }
+            }
+        }
+    }
+}
+
+pub fn router(health: Arc<Health>, metrics_path: Option<String>) -> Router {
+    let mut r = Router::new().route("/debug/health", get(health_check)).route("/debug/ready", get(|| async { "ok" }));
+    if let Some(path) = metrics_path {
+        r = r.route(&path, get(metrics));
+    }
+    r.with_state(health)
+}
+
+async fn health_check(State(h): State<Arc<Health>>) -> impl IntoResponse {
+    let failing = if h.threshold == 0 {
+        h.registry.check_storage().await.err().map(|e| e.to_string())
+    } else if h.failures.load(Ordering::Relaxed) >= h.threshold {
+        Some(format!("storage failed {} consecutive checks", h.failures.load(Ordering::Relaxed)))
+    } else {
+        None
+    };
+    match failing {
+        None => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}".to_string()),
+        Some(msg) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "storagedriver_filesystem": msg }).to_string(),
+        ),
+    }
+}
+
+async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        crate::metrics::render(h.registry.open_uploads()),
+    )
+}

@@ -1,0 +1,72 @@
+//! wharf-registry: an OCI Distribution registry that is a drop-in for
+//! registry:2 (same config.yml, same on-disk layout).
+//!
+//! Layers, and the only direction calls go:
+//! - [`api`]: HTTP routes and the spec's errors; calls `registry`.
+//! - [`registry`]: content rules and commit order; calls `storage`.
+//! - [`storage`]: registry:2's layout over a key/bytes [`storage::Backend`].
+//!
+//! Around them: [`config`] (config.yml and `REGISTRY_*`), [`server`]
+//! (listener and graceful shutdown), [`debug`] (health, readiness,
+//! metrics), [`metrics`] and [`telemetry`].
+
+pub mod api;
+pub mod config;
+pub mod debug;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::http::{HeaderName, HeaderValue};
+
+use config::Config;
+use registry::{Options, Registry};
+
+/// The registry and its HTTP router, built from a validated config.
+pub struct App {
+    pub registry: Arc<Registry>,
+    pub router: axum::Router,
+}
+
+pub fn build(config: &Config) -> anyhow::Result<App> {
+    let root = config.root_directory();
+    std::fs::create_dir_all(&root).with_context(|| format!("creating storage root {root}"))?;
+    let backend = Arc::new(storage::fs::Filesystem::new(root));
+    let upload_secret = match &config.http.secret {
+        Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
+        _ => {
+            tracing::warn!(
+                "http.secret is not set: upload sessions cannot move between replicas; set it when running more than one"
+            );
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let registry = Arc::new(Registry::new(
+        backend,
+        Options { delete_enabled: config.delete_enabled(), read_only: config.read_only(), upload_secret },
+    ));
+    let mut headers = Vec::new();
+    for (name, values) in &config.http.headers {
+        let name = HeaderName::try_from(name.as_str())
+            .with_context(|| format!("http.headers: `{name}` is not a header name"))?;
+        for v in values {
+            let value =
+                HeaderValue::try_from(v.as_str()).with_context(|| format!("http.headers.{name}: invalid value"))?;
+            headers.push((name.clone(), value));
+        }
+    }
+    let state = Arc::new(api::AppState {
+        registry: registry.clone(),
+        prefix: config.http.prefix.clone().unwrap_or_default().trim_end_matches('/').to_string(),
+        host: config.http.host.clone(),
+        relative_urls: config.http.relativeurls,
+        tls: config.http.tls.is_some(),
+        headers,
+    });
+    Ok(App { registry, router: api::router(state) })
+}

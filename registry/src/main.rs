@@ -1,0 +1,120 @@
+//! The `wharf-registry` command: `serve [config.yml]` and `config check FILE`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use wharf_registry::config::{Config, DEFAULT_CONFIG};
+use wharf_registry::{build, debug, server, telemetry};
+
+#[derive(Parser)]
+#[command(name = "wharf-registry", version, about = "OCI Distribution registry, a drop-in for registry:2")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry API (with no file: a development registry on 127.0.0.1:5000 storing in ./var/registry).
+    Serve {
+        #[arg(env = "REGISTRY_CONFIGURATION_PATH")]
+        config: Option<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file (with REGISTRY_* overrides) and print the effective config.
+    Check { file: String },
+}
+
+fn load(path: Option<&str>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::from_yaml(DEFAULT_CONFIG, std::env::vars())?),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            let config = Config::load(&file).with_context(|| format!("{file} is not a valid configuration"))?;
+            print!("{}", config.to_yaml());
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let config = load(config.as_deref())?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log);
+    let app = build(&config)?;
+    let tls = match &config.http.tls {
+        Some(t) => Some(server::tls_config(&t.certificate, &t.key)?),
+        None => None,
+    };
+    let addr = config.listen_addr();
+    let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding http.addr {addr}"))?;
+    let drain = config.http.draintimeout.map_or(Duration::from_secs(25), |d| d.0);
+
+    let storage_health = config.health.storagedriver.clone().filter(|h| h.enabled);
+    let health = debug::Health::new(app.registry.clone(), storage_health.as_ref().map_or(0, |h| h.threshold.max(1)));
+    if let Some(h) = &storage_health {
+        tokio::spawn(health.clone().watch(h.interval.0));
+    }
+    if let Some(d) = &config.http.debug
+        && let Some(debug_addr) = &d.addr
+    {
+        let path =
+            d.prometheus.as_ref().filter(|p| p.enabled).map(|p| p.path.clone().unwrap_or_else(|| "/metrics".into()));
+        let debug_addr = wharf_registry::config::normalize_addr(debug_addr);
+        let debug_listener =
+            TcpListener::bind(&debug_addr).await.with_context(|| format!("binding http.debug.addr {debug_addr}"))?;
+        tracing::info!(addr = %debug_listener.local_addr()?, "debug server listening");
+        let router = debug::router(health.clone(), path);
+        tokio::spawn(server::serve(debug_listener, router, None, std::future::pending(), Duration::ZERO));
+    }
+    if let Some(p) = config.storage.maintenance.as_ref().and_then(|m| m.uploadpurging.clone()).filter(|p| p.enabled) {
+        let registry = app.registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(p.interval.0);
+            loop {
+                tick.tick().await;
+                match registry.purge_uploads(p.age.0, p.dryrun).await {
+                    Ok(n) => tracing::info!(purged = n, dry_run = p.dryrun, "upload purge finished"),
+                    Err(e) => tracing::warn!(error = %e, "upload purge failed"),
+                }
+            }
+        });
+    }
+
+    // Tests and tools wait for this exact line.
+    tracing::info!("listening on {}", listener.local_addr()?);
+    server::serve(listener, app.router, tls, shutdown_signal(), drain).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = int.recv() => tracing::info!("SIGINT: draining"),
+    }
+}

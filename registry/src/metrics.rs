@@ -1,0 +1,85 @@
+//! Prometheus metrics: requests by route and status, bytes in and out, open
+//! upload sessions and storage errors. Served on the debug address.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabel, Histogram>,
+    bytes_received: Counter,
+    bytes_sent: Counter,
+    upload_sessions: Gauge,
+    storage_errors: Counter,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("wharf_registry");
+    let requests = Family::<RequestLabels, Counter>::default();
+    let duration =
+        Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 4.0, 10)));
+    let bytes_received = Counter::default();
+    let bytes_sent = Counter::default();
+    let upload_sessions = Gauge::default();
+    let storage_errors = Counter::default();
+    registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+    registry.register("http_request_duration_seconds", "Time to produce response headers, by route", duration.clone());
+    registry.register("bytes_received", "Request body bytes received", bytes_received.clone());
+    registry.register("bytes_sent", "Response body bytes sent (by Content-Length)", bytes_sent.clone());
+    registry.register("upload_sessions", "Upload sessions this process is tracking", upload_sessions.clone());
+    registry.register(
+        "storage_errors",
+        "Storage operations that failed with an internal error",
+        storage_errors.clone(),
+    );
+    Metrics { registry, requests, duration, bytes_received, bytes_sent, upload_sessions, storage_errors }
+});
+
+pub fn request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
+    let m = &*METRICS;
+    m.requests.get_or_create(&RequestLabels { route, method: method.to_string(), status }).inc();
+    m.duration.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
+}
+
+pub fn bytes_received(n: usize) {
+    METRICS.bytes_received.inc_by(n as u64);
+}
+
+pub fn bytes_sent(n: u64) {
+    METRICS.bytes_sent.inc_by(n);
+}
+
+pub fn storage_error() {
+    METRICS.storage_errors.inc();
+}
+
+/// The text exposition, with the upload gauge read at scrape time.
+pub fn render(open_uploads: usize) -> String {
+    let m = &*METRICS;
+    m.upload_sessions.set(open_uploads as i64);
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
+        out.clear();
+    }
+    out
+}

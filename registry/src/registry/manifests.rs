@@ -1,0 +1,173 @@
+//! Manifests and tags. A manifest is stored as a blob plus a revision link;
+//! a tag is a `current` link plus an index of every revision it named.
+//!
+//! Commit order on PUT: manifest blob, revision link, tag index, tag
+//! current. A crash at any point leaves at worst an unreferenced blob or an
+//! untagged revision, never a tag that names a missing manifest.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::storage::paths::Path;
+
+use super::digest::{Algorithm, Digest};
+use super::manifest::{self, Parsed};
+use super::reference::{Reference, RepoName, Tag};
+use super::{Error, Registry, Result};
+
+/// A manifest as stored.
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// The result of a successful PUT.
+pub struct PutManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Resolves a tag or digest to the digest of a manifest this repository has.
+    pub async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+        let unknown = || Error::ManifestUnknown(format!("{repo}:{reference}"));
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                self.read_link(&Path::TagCurrentLink(repo.as_str(), t.as_str()).key()).await?.ok_or_else(unknown)?
+            }
+        };
+        if self.read_link(&Path::RevisionLink(repo.as_str(), &digest).key()).await?.is_none() {
+            return Err(unknown());
+        }
+        Ok(digest)
+    }
+
+    pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+        let digest = self.resolve(repo, reference).await?;
+        let body = match self.backend.get(&Path::BlobData(&digest).key()).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::ManifestUnknown(format!("{repo}@{digest}"))),
+            Err(e) => return Err(e.into()),
+        };
+        let parsed = self.parsed_manifest(&digest, &body)?;
+        Ok(StoredManifest { digest, media_type: parsed.media_type.clone(), body })
+    }
+
+    /// Parses a stored manifest once and caches the result by digest.
+    pub(super) fn parsed_manifest(&self, digest: &Digest, body: &[u8]) -> Result<Arc<Parsed>> {
+        if let Some(p) = self.parsed.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
+            return Ok(p.clone());
+        }
+        let parsed = Arc::new(manifest::parse(body, None)?);
+        let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(digest.clone(), parsed.clone());
+        Ok(parsed)
+    }
+
+    pub async fn manifest_put(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<PutManifest> {
+        self.check_writable()?;
+        let parsed = manifest::parse(&body, content_type)?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                if !d.verify(&body) {
+                    let mut h = super::digest::Hasher::new(d.alg());
+                    h.update(&body);
+                    return Err(Error::DigestMismatch { expected: d.clone(), actual: h.finish() });
+                }
+                d.clone()
+            }
+            Reference::Tag(_) => Digest::sha256_of(&body),
+        };
+        for blob in &parsed.blobs {
+            match self.blob_size(repo, blob).await {
+                Ok(_) => {}
+                Err(Error::BlobUnknown(d)) => return Err(Error::ManifestBlobUnknown(d)),
+                Err(e) => return Err(e),
+            }
+        }
+        for child in &parsed.children {
+            if self.read_link(&Path::RevisionLink(repo.as_str(), child).key()).await?.is_none() {
+                return Err(Error::ManifestBlobUnknown(child.clone()));
+            }
+        }
+        let blob_key = Path::BlobData(&digest).key();
+        if !self.exists(&blob_key).await? {
+            self.backend.put(&blob_key, body.clone()).await?;
+        }
+        self.write_link(&Path::RevisionLink(repo.as_str(), &digest).key(), &digest).await?;
+        if let Reference::Tag(tag) = reference {
+            self.write_link(&Path::TagIndexEntryLink(repo.as_str(), tag.as_str(), &digest).key(), &digest).await?;
+            self.write_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key(), &digest).await?;
+        }
+        let subject = parsed.subject.clone();
+        let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(digest.clone(), Arc::new(parsed));
+        Ok(PutManifest { digest, subject })
+    }
+
+    /// Deletes a tag, or a manifest revision together with every tag that
+    /// currently points to it (as registry:2 does).
+    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.check_delete()?;
+        match reference {
+            Reference::Tag(tag) => {
+                self.resolve(repo, reference).await?;
+                self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+            }
+            Reference::Digest(digest) => {
+                self.resolve(repo, reference).await?;
+                // Untag first, so no tag is ever left naming a deleted revision.
+                for tag in self.tags(repo).await? {
+                    let current = self.read_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key()).await?;
+                    if current.as_ref() == Some(digest) {
+                        self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+                    }
+                }
+                self.backend.delete(&Path::Revision(repo.as_str(), digest).key()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tag in the repository, sorted; `NameUnknown` when the repository does not exist.
+    pub async fn tags(&self, repo: &RepoName) -> Result<Vec<Tag>> {
+        match self.backend.list(&Path::TagsRoot(repo.as_str()).key()).await {
+            Ok(names) => Ok(names.iter().filter_map(|n| Tag::parse(n).ok()).collect()),
+            Err(e) if e.is_not_found() => {
+                if self.repository_exists(repo).await? {
+                    Ok(Vec::new())
+                } else {
+                    Err(Error::NameUnknown(repo.clone()))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every manifest revision the repository holds.
+    pub async fn revisions(&self, repo: &RepoName) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for alg in Algorithm::ALL {
+            match self.backend.list(&Path::RevisionsRoot(repo.as_str(), alg.as_str()).key()).await {
+                Ok(names) => {
+                    out.extend(names.iter().filter_map(|hex| format!("{}:{hex}", alg.as_str()).parse().ok()));
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,155 @@
+//! The registry's operations: blobs, uploads, manifests, tags, the catalog
+//! and referrers, expressed over storage keys from `storage::paths`.
+//!
+//! This layer knows the content rules (digests are verified before anything
+//! becomes visible, manifests may only refer to content that exists) and the
+//! commit order that keeps the layout consistent after a crash. It knows
+//! nothing about HTTP; `crate::api` calls it, and it calls only
+//! `crate::storage`.
+
+pub mod blobs;
+pub mod catalog;
+pub mod digest;
+pub mod manifest;
+pub mod manifests;
+pub mod purge;
+pub mod reference;
+pub mod referrers;
+pub mod upload;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::storage::paths::Path;
+use crate::storage::{Backend, StorageError};
+use digest::Digest;
+use manifest::ManifestError;
+use reference::RepoName;
+
+/// What went wrong, in terms the API layer maps to the spec's error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("blob unknown to registry: {0}")]
+    BlobUnknown(Digest),
+    #[error("blob upload unknown to registry")]
+    UploadUnknown,
+    #[error("blob upload invalid: {0}")]
+    UploadInvalid(String),
+    #[error("the range {start}-{end} does not continue the upload, which holds {size} bytes")]
+    UploadRange { start: u64, end: u64, size: u64 },
+    #[error("provided digest did not match uploaded content: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("{0}")]
+    SizeInvalid(String),
+    #[error("manifest unknown: {0}")]
+    ManifestUnknown(String),
+    #[error(transparent)]
+    ManifestInvalid(#[from] ManifestError),
+    #[error("manifest refers to content this repository does not have: {0}")]
+    ManifestBlobUnknown(Digest),
+    #[error("repository name not known to registry: {0}")]
+    NameUnknown(RepoName),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("reading the request body: {0}")]
+    Body(std::io::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("stored link {key} is corrupt: {content:?}")]
+    CorruptLink { key: String, content: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Settings that change the registry's behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub delete_enabled: bool,
+    pub read_only: bool,
+    /// Key that signs upload-session state in Location URLs (`http.secret`).
+    pub upload_secret: Vec<u8>,
+}
+
+pub struct Registry {
+    backend: Arc<dyn Backend>,
+    options: Options,
+    uploads: upload::Cursors,
+    /// Parsed manifests by digest; content is immutable so entries never go stale.
+    parsed: Mutex<HashMap<Digest, Arc<manifest::Parsed>>>,
+}
+
+impl Registry {
+    pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
+        Registry { backend, options, uploads: upload::Cursors::default(), parsed: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::Unsupported("the registry is in read-only mode (storage.maintenance.readonly)".into()));
+        }
+        Ok(())
+    }
+
+    fn check_delete(&self) -> Result<()> {
+        self.check_writable()?;
+        if !self.options.delete_enabled {
+            return Err(Error::Unsupported("deletion is disabled; set storage.delete.enabled to true".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads a link file (`<alg>:<hex>`); `None` when it does not exist.
+    async fn read_link(&self, key: &str) -> Result<Option<Digest>> {
+        match self.backend.get(key).await {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let d = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::CorruptLink { key: key.to_string(), content: text.to_string() })?;
+                Ok(Some(d))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write_link(&self, key: &str, digest: &Digest) -> Result<()> {
+        self.backend.put(key, Bytes::from(digest.to_string())).await?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        match self.backend.stat(key).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the repository directory exists at all.
+    pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {
+        self.exists(&Path::Repository(repo.as_str()).key()).await
+    }
+
+    /// Checks that storage answers; used by `/debug/health`.
+    pub async fn check_storage(&self) -> Result<()> {
+        match self.backend.list(&Path::RepositoriesRoot.key()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

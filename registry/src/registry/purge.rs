@@ -1,0 +1,71 @@
+//! Upload purging (`storage.maintenance.uploadpurging`): removes upload
+//! sessions older than `age`, every `interval`, as registry:2 does.
+
+use std::time::{Duration, SystemTime};
+
+use crate::storage::paths::Path;
+
+use super::reference::RepoName;
+use super::{Registry, Result};
+
+impl Registry {
+    /// Deletes sessions that started more than `age` ago; returns how many.
+    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<usize> {
+        let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut purged = 0;
+        for repo in self.repositories_with(&["_uploads"]).await? {
+            let root = Path::UploadsRoot(repo.as_str()).key();
+            let ids = match self.backend.list(&root).await {
+                Ok(ids) => ids,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for id in ids {
+                let started = match self.backend.stat(&Path::UploadStartedAt(repo.as_str(), &id).key()).await {
+                    Ok(m) => m.modified,
+                    // A session without startedat is judged by its data.
+                    Err(_) => self
+                        .backend
+                        .stat(&Path::UploadData(repo.as_str(), &id).key())
+                        .await
+                        .ok()
+                        .and_then(|m| m.modified),
+                };
+                if started.is_some_and(|t| t < cutoff) {
+                    purged += 1;
+                    if !dry_run {
+                        self.uploads.remove(&id);
+                        self.backend.delete(&Path::Upload(repo.as_str(), &id).key()).await?;
+                    }
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Repositories whose directory holds one of `markers` (`_uploads`, `_manifests`, ...).
+    pub(super) async fn repositories_with(&self, markers: &[&str]) -> Result<Vec<RepoName>> {
+        let root = Path::RepositoriesRoot.key();
+        let mut found = Vec::new();
+        let mut pending = vec![String::new()];
+        while let Some(prefix) = pending.pop() {
+            let key = if prefix.is_empty() { root.clone() } else { format!("{root}/{prefix}") };
+            let children = match self.backend.list(&key).await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !prefix.is_empty()
+                && children.iter().any(|c| markers.contains(&c.as_str()))
+                && let Ok(name) = RepoName::parse(&prefix)
+            {
+                found.push(name);
+            }
+            for child in children.into_iter().filter(|c| !c.starts_with('_')) {
+                pending.push(if prefix.is_empty() { child } else { format!("{prefix}/{child}") });
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}

@@ -1,0 +1,266 @@
+//! The filesystem backend: registry:2's `filesystem` driver layout on a local
+//! directory.
+//!
+//! Small writes go to a temporary file in the same directory and are renamed
+//! into place, so readers never see a partial object. Reads stream from a
+//! blocking thread in large chunks, which keeps blob serving close to the
+//! speed of reading the file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::task::spawn_blocking;
+
+use super::backend::{Backend, ByteStream, Meta, Result, StorageError, Writer, check_key};
+
+/// How much one read pulls from disk. Large enough to amortise the thread
+/// hop, small enough that many concurrent pulls stay cheap in memory.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Filesystem {
+    root: PathBuf,
+}
+
+impl Filesystem {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Filesystem { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+async fn blocking<T, F>(op: &'static str, key: &str, f: F) -> Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| StorageError::io(op, key, e)),
+        Err(join) => Err(StorageError::Other { op, key: key.to_string(), message: join.to_string() }),
+    }
+}
+
+fn ensure_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) => fs::create_dir_all(parent),
+        None => Ok(()),
+    }
+}
+
+/// Writes `data` next to `path` and renames it over `path`.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    ensure_parent(path)?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[async_trait]
+impl Backend for Filesystem {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key)?;
+        blocking("get", key, move || fs::read(path).map(Bytes::from)).await
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = self.path(key)?;
+        blocking("put", key, move || write_atomic(&path, &data)).await
+    }
+
+    async fn stat(&self, key: &str) -> Result<Meta> {
+        let path = self.path(key)?;
+        blocking("stat", key, move || {
+            let m = fs::metadata(path)?;
+            Ok(Meta { size: m.len(), modified: m.modified().ok() })
+        })
+        .await
+    }
+
+    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
+        let path = self.path(key)?;
+        let k = key.to_string();
+        let (file, size) = blocking("open", key, move || {
+            let f = File::open(path)?;
+            let size = f.metadata()?.len();
+            Ok((f, size))
+        })
+        .await?;
+        if offset > size {
+            return Err(StorageError::InvalidOffset { key: k, offset, size });
+        }
+        let remaining = len.map_or(size - offset, |l| l.min(size - offset));
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        spawn_blocking(move || stream_file(file, offset, remaining, tx));
+        Ok(tokio_stream_from(rx))
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<String>> {
+        let path = self.path(key)?;
+        blocking("list", key, move || {
+            let mut names = Vec::new();
+            for entry in fs::read_dir(path)? {
+                let entry = entry?;
+                if let Some(name) = entry.file_name().to_str() {
+                    // Temporary files of in-flight atomic writes are not objects.
+                    if !name.starts_with('.') {
+                        names.push(name.to_string());
+                    }
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        blocking("delete", key, move || {
+            let m = fs::symlink_metadata(&path)?;
+            if m.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) }
+        })
+        .await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let src = self.path(from)?;
+        let dst = self.path(to)?;
+        blocking("rename", from, move || {
+            ensure_parent(&dst)?;
+            fs::rename(src, dst)
+        })
+        .await
+    }
+
+    async fn append(&self, key: &str, offset: u64) -> Result<Box<dyn Writer>> {
+        let path = self.path(key)?;
+        let k = key.to_string();
+        let file = blocking("append", key, move || {
+            ensure_parent(&path)?;
+            let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+            let size = f.metadata()?.len();
+            if size != offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("object holds {size} bytes, writer expected {offset}"),
+                ));
+            }
+            f.seek(SeekFrom::Start(offset))?;
+            Ok(f)
+        })
+        .await?;
+        Ok(Box::new(FileWriter { key: k, file: Some(file), size: offset }))
+    }
+}
+
+fn stream_file(mut file: File, offset: u64, mut remaining: u64, tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) {
+    if offset > 0
+        && let Err(e) = file.seek(SeekFrom::Start(offset))
+    {
+        let _ = tx.blocking_send(Err(e));
+        return;
+    }
+    while remaining > 0 {
+        let want = remaining.min(READ_CHUNK as u64) as usize;
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            let _ = tx.blocking_send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while reading")));
+            return;
+        }
+        buf.truncate(filled);
+        remaining -= filled as u64;
+        // The receiver is gone when the client disconnected: stop reading.
+        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            return;
+        }
+    }
+}
+
+fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+}
+
+struct FileWriter {
+    key: String,
+    file: Option<File>,
+    size: u64,
+}
+
+#[async_trait]
+impl Writer for FileWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let Some(mut file) = self.file.take() else {
+            return Err(StorageError::Other {
+                op: "write",
+                key: self.key.clone(),
+                message: "writer failed earlier".into(),
+            });
+        };
+        let n = chunk.len() as u64;
+        let file = blocking("write", &self.key, move || {
+            file.write_all(&chunk)?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        self.size += n;
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) -> Result<u64> {
+        // Dropping the file closes it; data is in the page cache, which survives
+        // a process crash (kill -9). Commits happen later by rename.
+        Ok(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance;
+
+    #[tokio::test]
+    async fn passes_the_backend_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance::run(&Filesystem::new(dir.path())).await;
+    }
+}

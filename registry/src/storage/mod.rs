@@ -1,0 +1,13 @@
+//! Storage: registry:2's on-disk layout over a narrow key/bytes backend.
+//!
+//! `paths` names every key; `backend` is the trait; `fs` implements it on a
+//! local directory. Only `crate::registry` calls into this module, and this
+//! module calls nothing above it.
+
+pub mod backend;
+#[cfg(test)]
+pub mod conformance;
+pub mod fs;
+pub mod paths;
+
+pub use backend::{Backend, ByteStream, Meta, StorageError, Writer};

@@ -1,0 +1,136 @@
+//! Every key in registry:2's storage layout, and the only place that formats one.
+//!
+//! The tree, relative to the storage root (as in distribution's `paths.go`):
+//!
+//! ```text
+//! docker/registry/v2/
+//!   blobs/<alg>/<first two hex>/<hex>/data
+//!   repositories/<name>/
+//!     _layers/<alg>/<hex>/link                       -> "<alg>:<hex>"
+//!     _manifests/revisions/<alg>/<hex>/link          -> "<alg>:<hex>"
+//!     _manifests/tags/<tag>/current/link             -> "<alg>:<hex>"
+//!     _manifests/tags/<tag>/index/<alg>/<hex>/link   -> "<alg>:<hex>"
+//!     _uploads/<id>/data
+//!     _uploads/<id>/startedat
+//! ```
+//!
+//! Callers pass names, tags and ids that were already validated by the API
+//! layer; this module only builds strings.
+
+use crate::registry::digest::Digest;
+
+const ROOT: &str = "docker/registry/v2";
+
+/// One location in the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path<'a> {
+    /// `blobs/`: the root of the content-addressed store.
+    BlobsRoot,
+    /// The directory of one blob.
+    Blob(&'a Digest),
+    /// The bytes of one blob.
+    BlobData(&'a Digest),
+    /// `repositories/`, the parent of every repository.
+    RepositoriesRoot,
+    /// A repository directory (a name may contain slashes).
+    Repository(&'a str),
+    /// The directory holding one repository's layer links.
+    LayersRoot(&'a str, &'static str),
+    /// The directory of one layer link.
+    Layer(&'a str, &'a Digest),
+    /// A layer link file.
+    LayerLink(&'a str, &'a Digest),
+    /// The directory holding one repository's manifest revisions.
+    RevisionsRoot(&'a str, &'static str),
+    /// The directory of one manifest revision.
+    Revision(&'a str, &'a Digest),
+    /// A manifest revision link file.
+    RevisionLink(&'a str, &'a Digest),
+    /// `_manifests/tags/`.
+    TagsRoot(&'a str),
+    /// The directory of one tag.
+    Tag(&'a str, &'a str),
+    /// The file naming the manifest a tag points to now.
+    TagCurrentLink(&'a str, &'a str),
+    /// The history of one tag: every manifest it has pointed to.
+    TagIndexEntryLink(&'a str, &'a str, &'a Digest),
+    /// `_uploads/`.
+    UploadsRoot(&'a str),
+    /// The directory of one upload session.
+    Upload(&'a str, &'a str),
+    /// The bytes received so far in an upload session.
+    UploadData(&'a str, &'a str),
+    /// When an upload session started (RFC 3339).
+    UploadStartedAt(&'a str, &'a str),
+}
+
+impl Path<'_> {
+    /// The storage key for this location.
+    pub fn key(&self) -> String {
+        match self {
+            Path::BlobsRoot => format!("{ROOT}/blobs"),
+            Path::Blob(d) => format!("{ROOT}/blobs/{}/{}/{}", d.algorithm(), &d.hex()[..2], d.hex()),
+            Path::BlobData(d) => format!("{}/data", Path::Blob(d).key()),
+            Path::RepositoriesRoot => format!("{ROOT}/repositories"),
+            Path::Repository(name) => format!("{ROOT}/repositories/{name}"),
+            Path::LayersRoot(name, alg) => format!("{ROOT}/repositories/{name}/_layers/{alg}"),
+            Path::Layer(name, d) => {
+                format!("{ROOT}/repositories/{name}/_layers/{}/{}", d.algorithm(), d.hex())
+            }
+            Path::LayerLink(name, d) => format!("{}/link", Path::Layer(name, d).key()),
+            Path::RevisionsRoot(name, alg) => {
+                format!("{ROOT}/repositories/{name}/_manifests/revisions/{alg}")
+            }
+            Path::Revision(name, d) => {
+                format!("{ROOT}/repositories/{name}/_manifests/revisions/{}/{}", d.algorithm(), d.hex())
+            }
+            Path::RevisionLink(name, d) => format!("{}/link", Path::Revision(name, d).key()),
+            Path::TagsRoot(name) => format!("{ROOT}/repositories/{name}/_manifests/tags"),
+            Path::Tag(name, tag) => format!("{ROOT}/repositories/{name}/_manifests/tags/{tag}"),
+            Path::TagCurrentLink(name, tag) => format!("{}/current/link", Path::Tag(name, tag).key()),
+            Path::TagIndexEntryLink(name, tag, d) => {
+                format!("{}/index/{}/{}/link", Path::Tag(name, tag).key(), d.algorithm(), d.hex())
+            }
+            Path::UploadsRoot(name) => format!("{ROOT}/repositories/{name}/_uploads"),
+            Path::Upload(name, id) => format!("{ROOT}/repositories/{name}/_uploads/{id}"),
+            Path::UploadData(name, id) => format!("{}/data", Path::Upload(name, id).key()),
+            Path::UploadStartedAt(name, id) => format!("{}/startedat", Path::Upload(name, id).key()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_matches_registry2_literally() {
+        let d: Digest = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b".parse().unwrap();
+        let h = "6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
+        let r = "docker/registry/v2/repositories/library/ubuntu";
+        let table: Vec<(Path, String)> = vec![
+            (Path::BlobsRoot, "docker/registry/v2/blobs".into()),
+            (Path::BlobData(&d), format!("docker/registry/v2/blobs/sha256/6c/{h}/data")),
+            (Path::Blob(&d), format!("docker/registry/v2/blobs/sha256/6c/{h}")),
+            (Path::RepositoriesRoot, "docker/registry/v2/repositories".into()),
+            (Path::Repository("library/ubuntu"), r.into()),
+            (Path::LayerLink("library/ubuntu", &d), format!("{r}/_layers/sha256/{h}/link")),
+            (Path::LayersRoot("library/ubuntu", "sha256"), format!("{r}/_layers/sha256")),
+            (Path::RevisionLink("library/ubuntu", &d), format!("{r}/_manifests/revisions/sha256/{h}/link")),
+            (Path::RevisionsRoot("library/ubuntu", "sha256"), format!("{r}/_manifests/revisions/sha256")),
+            (Path::TagsRoot("library/ubuntu"), format!("{r}/_manifests/tags")),
+            (Path::Tag("library/ubuntu", "latest"), format!("{r}/_manifests/tags/latest")),
+            (Path::TagCurrentLink("library/ubuntu", "latest"), format!("{r}/_manifests/tags/latest/current/link")),
+            (
+                Path::TagIndexEntryLink("library/ubuntu", "latest", &d),
+                format!("{r}/_manifests/tags/latest/index/sha256/{h}/link"),
+            ),
+            (Path::UploadsRoot("library/ubuntu"), format!("{r}/_uploads")),
+            (Path::UploadData("library/ubuntu", "u1"), format!("{r}/_uploads/u1/data")),
+            (Path::UploadStartedAt("library/ubuntu", "u1"), format!("{r}/_uploads/u1/startedat")),
+        ];
+        for (path, want) in table {
+            assert_eq!(path.key(), want, "{path:?}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Logging as registry:2 does it: `log.level`, `log.formatter` (text in
+//! logrus style, or JSON) and `log.fields` added to every line.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::{Log, LogFormatter, LogLevel};
+
+struct Format {
+    json: bool,
+    fields: Map<String, Value>,
+}
+
+#[derive(Default)]
+struct Collect(Map<String, Value>);
+
+impl Visit for Collect {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_string(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Format
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut c = Collect::default();
+        event.record(&mut c);
+        let msg = c.0.remove("message").unwrap_or(Value::String(String::new()));
+        let time =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let level = event.metadata().level().as_str().to_lowercase();
+        if self.json {
+            let mut line = Map::new();
+            line.insert("time".into(), time.into());
+            line.insert("level".into(), level.into());
+            line.insert("msg".into(), msg);
+            for (k, v) in self.fields.iter().chain(c.0.iter()) {
+                line.insert(k.clone(), v.clone());
+            }
+            writeln!(w, "{}", Value::Object(line))
+        } else {
+            let text = |v: &Value| match v {
+                Value::String(s) if s.is_empty() || s.contains([' ', '"', '=']) => format!("{s:?}"),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            write!(
+                w,
+                "time=\"{time}\" level={level} msg={}",
+                text(&Value::String(msg.as_str().unwrap_or_default().to_string()))
+            )?;
+            for (k, v) in self.fields.iter().chain(c.0.iter()) {
+                write!(w, " {k}={}", text(v))?;
+            }
+            writeln!(w)
+        }
+    }
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides `log.level` when set.
+pub fn init(log: &Log) {
+    let level = match log.level.unwrap_or(LogLevel::Info) {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
+    let fields = log.fields.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+    let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(format).try_init();
+}
