@@ -1,0 +1,186 @@
+//! The `wharf-registry` binary as an operator runs it: `config check` on
+//! real-world configs, the debug listener, request logs, and a graceful
+//! SIGTERM that lets an in-flight upload finish.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wharf-registry");
+
+fn seed(name: &str) -> String {
+    format!("{}/tests/seeds/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config_check(path: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(BIN).args(["config", "check", path]).envs(env.iter().copied()).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn config_check_prints_the_effective_config() {
+    let (ok, out) = config_check(&seed("stock-registry2.yml"), &[("REGISTRY_HTTP_SECRET", "s3cr3t")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("rootdirectory: /var/lib/registry"), "{out}");
+    assert!(out.contains("secret: <redacted>") && !out.contains("s3cr3t"), "{out}");
+    let (ok, out) =
+        config_check(&seed("stock-registry2.yml"), &[("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/data")]);
+    assert!(ok && out.contains("rootdirectory: /data"), "{out}");
+}
+
+#[test]
+fn seed_configs_load_or_name_what_is_unsupported() {
+    for (file, needle) in [
+        ("003-oss-token.yml", "storage.oss"),
+        ("003-oss-htpasswd-tls.yml", "storage.oss"),
+        ("000-token-realm-localhost.yml", "auth"),
+        ("004-dockerhub-mirror.yml", "proxy"),
+    ] {
+        let (ok, out) = config_check(&seed(file), &[]);
+        assert!(!ok, "{file} should be refused for now: {out}");
+        assert!(out.contains(needle), "{file}: the refusal names `{needle}`: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+    let (ok, out) = config_check("/nonexistent/config.yml", &[]);
+    assert!(!ok && out.contains("/nonexistent/config.yml"), "{out}");
+}
+
+/// A running registry whose stderr is read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(extra: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: info, formatter: json, fields: {{service: registry}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:0\n  draintimeout: 30s\n  debug: {{addr: 127.0.0.1:0, prometheus: {{enabled: true}}}}\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(BIN).arg("serve").arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, log: Vec::new(), _dir: dir }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?}; log so far:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    fn addr_in(line: &str, key: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match key {
+            "msg" => v["msg"].as_str().unwrap().trim_start_matches("listening on ").to_string(),
+            k => v[k].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http(addr: &str, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn debug_listener_logs_and_graceful_shutdown() {
+    let mut reg = Running::start("health:\n  storagedriver: {enabled: true, interval: 1s, threshold: 1}\n");
+    let debug = Running::addr_in(&reg.wait_for("debug server listening"), "addr");
+    let api = Running::addr_in(&reg.wait_for("listening on"), "msg");
+
+    let health = http(&debug, "GET /debug/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = http(&debug, "GET /debug/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    let base = http(&api, "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(base.to_lowercase().contains("docker-distribution-api-version: registry/2.0"), "{base}");
+    let line = reg.wait_for("\"route\":\"base\"");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["service"], "registry", "log.fields on every line: {line}");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert!(v["duration_ms"].is_number() && v["bytes"].is_number(), "{line}");
+
+    let metrics = http(&debug, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(
+        metrics.contains("wharf_registry_http_requests_total{route=\"base\",method=\"GET\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wharf_registry_upload_sessions"), "{metrics}");
+
+    // Start an upload, leave its PATCH half-sent, then SIGTERM.
+    let post =
+        http(&api, "POST /v2/r/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+    let location = post
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+        .unwrap()
+        .trim()
+        .trim_start_matches("http://x")
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&api).await.unwrap();
+    s.write_all(
+        format!("PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // "100 Continue" arrives when the handler starts reading the body: the request is in flight.
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).await.unwrap();
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"), "{}", String::from_utf8_lossy(&interim));
+    s.write_all(b"01234").await.unwrap();
+    let pid = reg.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    reg.wait_for("SIGTERM: draining");
+    s.write_all(b"56789").await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 202"), "the in-flight PATCH finished: {resp}");
+    assert!(resp.contains("0-9"), "{resp}");
+    let status = reg.child.wait().unwrap();
+    assert!(status.success(), "clean exit after draining: {status}");
+    // New connections are refused once draining began.
+    assert!(tokio::net::TcpStream::connect(&api).await.is_err());
+}
