@@ -11,6 +11,7 @@
 //! metrics), [`metrics`] and [`telemetry`].
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod debug;
 pub mod metrics;
@@ -60,8 +61,10 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             headers.push((name.clone(), value));
         }
     }
+    let auth = auth::Auth::from_config(config.auth.as_ref()).map_err(anyhow::Error::msg)?;
     let state = Arc::new(api::AppState {
         registry: registry.clone(),
+        auth,
         prefix: config.http.prefix.clone().unwrap_or_default().trim_end_matches('/').to_string(),
         host: config.http.host.clone(),
         relative_urls: config.http.relativeurls,

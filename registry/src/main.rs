@@ -43,8 +43,18 @@ fn load(path: Option<&str>) -> anyhow::Result<Config> {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line, without a backtrace.
+            eprintln!("wharf-registry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => {
             let config = Config::load(&file).with_context(|| format!("{file} is not a valid configuration"))?;

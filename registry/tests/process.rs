@@ -37,7 +37,7 @@ fn seed_configs_load_or_name_what_is_unsupported() {
     for (file, needle) in [
         ("003-oss-token.yml", "storage.oss"),
         ("003-oss-htpasswd-tls.yml", "storage.oss"),
-        ("000-token-realm-localhost.yml", "auth"),
+        ("000-token-realm-localhost.yml", "auth.token.realm"),
         ("004-dockerhub-mirror.yml", "proxy"),
     ] {
         let (ok, out) = config_check(&seed(file), &[]);
@@ -45,6 +45,8 @@ fn seed_configs_load_or_name_what_is_unsupported() {
         assert!(out.contains(needle), "{file}: the refusal names `{needle}`: {out}");
         assert!(!out.contains("panicked"), "{out}");
     }
+    let (_, out) = config_check(&seed("000-token-realm-localhost.yml"), &[]);
+    assert!(out.contains("localhost") && out.contains("one machine"), "the realm refusal explains why: {out}");
     let (ok, out) = config_check("/nonexistent/config.yml", &[]);
     assert!(!ok && out.contains("/nonexistent/config.yml"), "{out}");
 }

@@ -17,7 +17,13 @@ struct Catalog {
 
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
-    let all = ctx.registry().catalog().await?;
+    let mut all = ctx.registry().catalog().await?;
+    // With the built-in token service, the catalog shows only what the caller may pull.
+    if let Some(service) = ctx.state.auth.token_service() {
+        let rules = service.rules();
+        let user = ctx.identity.user.as_deref();
+        all.retain(|repo| rules.permitted(user, repo.as_str()).contains("pull"));
+    }
     let (page, more) = paginate(&all, n, last);
     let repositories: Vec<String> = page.iter().map(|r| r.to_string()).collect();
     let next = next_link(ctx, "/v2/_catalog", n, more, repositories.last().map(String::as_str));

@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod referrers;
 pub mod response;
 pub mod tags;
+pub mod token;
 pub mod uploads;
 
 use std::io;
@@ -28,6 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures::StreamExt;
 
+use crate::auth::scope::Access;
+use crate::auth::{Auth, Denial, Identity, RequestAuth};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
 use endpoint::Endpoint;
@@ -36,6 +39,7 @@ use error::ApiError;
 /// Everything a request handler needs, built once at startup.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub auth: Auth,
     /// `http.prefix` without a trailing slash (may be empty).
     pub prefix: String,
     /// `http.host`: the base of absolute URLs, when configured.
@@ -54,11 +58,27 @@ pub struct Ctx<'a> {
     pub method: Method,
     pub headers: HeaderMap,
     query: Vec<(String, String)>,
+    pub peer: Option<std::net::IpAddr>,
+    /// Who is asking, once auth has run.
+    pub identity: Identity,
 }
+
+/// The peer address of a connection, inserted by `server::serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 impl Ctx<'_> {
     pub fn registry(&self) -> &Registry {
         &self.state.registry
+    }
+
+    /// Every value of a query parameter.
+    pub fn query_all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    pub fn auth_request(&self) -> RequestAuth<'_> {
+        RequestAuth { headers: &self.headers, peer: self.peer, tls: self.state.tls, prefix: &self.state.prefix }
     }
 
     /// The first value of a query parameter.
@@ -105,6 +125,7 @@ pub fn body_stream(body: Body) -> ByteStream {
 pub fn router(state: Arc<AppState>) -> Router {
     let prefix = state.prefix.clone();
     let v2 = Router::new()
+        .route("/auth/token", any(token::endpoint))
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
@@ -123,13 +144,27 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let rest = rest.strip_prefix("/v2").unwrap_or(rest);
     let query =
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let ctx = Ctx { state: &state, method: parts.method, headers: parts.headers, query };
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let mut ctx = Ctx {
+        state: &state,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        peer,
+        identity: Identity::anonymous_admin(),
+    };
 
     let parsed = endpoint::parse(rest);
     let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     let mut resp = match parsed {
-        Ok(ep) => handle(&ctx, ep, body).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(ep) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)) {
+            Ok(identity) => {
+                ctx.identity = identity;
+                handle(&ctx, ep, body).await.unwrap_or_else(IntoResponse::into_response)
+            }
+            Err(denial) => ApiError::from(denial).into_response(),
+        },
         Err(e) => e.into_response(),
     };
 
@@ -160,6 +195,44 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         "request"
     );
     resp
+}
+
+/// The scopes an endpoint needs, as the token spec names them.
+fn needed_access(ep: &Endpoint, method: &Method) -> Vec<Access> {
+    let repo =
+        |actions: &[&str]| ep.repository().map(|r| vec![Access::repository(r.as_str(), actions)]).unwrap_or_default();
+    match (ep, method) {
+        (Endpoint::Base, _) => Vec::new(),
+        (Endpoint::Catalog, _) => vec![Access::catalog()],
+        (_, &Method::GET | &Method::HEAD) => repo(&["pull"]),
+        (Endpoint::Manifest(..) | Endpoint::Blob(..), &Method::DELETE) => repo(&["delete"]),
+        _ => repo(&["pull", "push"]),
+    }
+}
+
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> Self {
+        use axum::http::StatusCode;
+        match d {
+            Denial::Unauthorized { challenge, message } => {
+                let mut e = ApiError::new(StatusCode::UNAUTHORIZED, error::Code::Unauthorized, message);
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    e = e.with_header(header::WWW_AUTHENTICATE, v);
+                }
+                e
+            }
+            Denial::Denied { message } => ApiError::new(StatusCode::FORBIDDEN, error::Code::Denied, message),
+            Denial::TooManyRequests { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error::Code::Toomanyrequests,
+                    format!("too many failed logins; retry in {secs}s"),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
+            }
+        }
+    }
 }
 
 async fn handle(ctx: &Ctx<'_>, ep: Endpoint, body: Body) -> Result<Response, ApiError> {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::scope::Access;
 use crate::registry::digest::Digest;
 use crate::registry::reference::RepoName;
 use crate::registry::upload::{ChunkRange, UploadStatus};
@@ -63,6 +64,7 @@ pub async fn start(ctx: &Ctx<'_>, name: &RepoName, body: Body) -> Result<Respons
     if let Some(mount) = ctx.query("mount") {
         // A mount that cannot be done falls back to an ordinary session (202).
         if let (Ok(digest), Some(Ok(from))) = (mount.parse::<Digest>(), ctx.query("from").map(RepoName::parse))
+            && ctx.identity.allows(&Access::repository(from.as_str(), &["pull"]))
             && reg.blob_mount(name, &from, &digest).await?
         {
             return Ok(created(ctx, name, digest));

@@ -1,0 +1,278 @@
+//! Authentication and authorization: htpasswd (Basic), bearer tokens
+//! verified as registry:2 does, and the built-in token service.
+//!
+//! The API layer asks [`Auth::check`] for the scopes an endpoint needs and
+//! gets an [`Identity`] or a [`Denial`] (401 with a challenge, 403, or 429).
+//! This module calls nothing in `api`, `registry` or `storage`.
+
+pub mod access;
+pub mod htpasswd;
+pub mod keys;
+pub mod ratelimit;
+pub mod realm;
+pub mod reload;
+pub mod scope;
+pub mod token;
+pub mod token_service;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::Algorithm;
+
+use crate::config;
+use htpasswd::Htpasswd;
+use keys::KeySet;
+use ratelimit::LoginLimiter;
+use reload::ReloadingFile;
+use scope::Access;
+use token::Verifier;
+use token_service::{ServiceConfig, TokenService};
+
+/// Parses an algorithm name from `signingalgorithms`.
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    use Algorithm as A;
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "RS256" => A::RS256,
+        "RS384" => A::RS384,
+        "RS512" => A::RS512,
+        "PS256" => A::PS256,
+        "PS384" => A::PS384,
+        "PS512" => A::PS512,
+        "ES256" => A::ES256,
+        "ES384" => A::ES384,
+        "EDDSA" => A::EdDSA,
+        other => return Err(format!("unknown or unsupported signing algorithm `{other}`")),
+    })
+}
+
+/// Who made a request and what they may do.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: Option<String>,
+    grants: Grants,
+}
+
+#[derive(Debug, Clone)]
+enum Grants {
+    Everything,
+    Scoped(Vec<Access>),
+}
+
+impl Identity {
+    pub fn anonymous_admin() -> Self {
+        Identity { user: None, grants: Grants::Everything }
+    }
+
+    pub fn allows(&self, access: &Access) -> bool {
+        match &self.grants {
+            Grants::Everything => true,
+            Grants::Scoped(grants) => {
+                access.actions.iter().all(|a| grants.iter().any(|g| g.allows(&access.kind, &access.name, a)))
+            }
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub enum Denial {
+    /// 401 with this `WWW-Authenticate` value.
+    Unauthorized { challenge: String, message: String },
+    /// 403: authenticated, but not allowed.
+    Denied { message: String },
+    /// 429 after repeated failed logins.
+    TooManyRequests { retry_after: Duration },
+}
+
+enum Method {
+    Open,
+    Htpasswd { realm: String, users: ReloadingFile<Htpasswd> },
+    Token { realm: RealmSetting, service: String, verifier: Verifier, builtin: Option<Arc<TokenService>> },
+}
+
+enum RealmSetting {
+    Fixed(String),
+    /// Built from each request, with this path (`/auth/token` for the built-in service).
+    Auto(String),
+}
+
+pub struct Auth {
+    method: Method,
+    limiter: LoginLimiter,
+}
+
+/// What the request carries that auth looks at.
+pub struct RequestAuth<'a> {
+    pub headers: &'a HeaderMap,
+    pub peer: Option<IpAddr>,
+    /// Whether the listener is TLS (for `realm: auto`).
+    pub tls: bool,
+    /// `http.prefix`, for the built-in token endpoint's path.
+    pub prefix: &'a str,
+}
+
+/// The username and password of a Basic `Authorization` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Auth {
+    pub fn open() -> Self {
+        Auth { method: Method::Open, limiter: LoginLimiter::default() }
+    }
+
+    pub fn from_config(c: Option<&config::Auth>) -> Result<Auth, String> {
+        let Some(c) = c else { return Ok(Auth::open()) };
+        let method = if let Some(h) = &c.htpasswd {
+            let users = ReloadingFile::open(&h.path, Htpasswd::parse).map_err(|e| format!("auth.htpasswd.path {e}"))?;
+            Method::Htpasswd { realm: h.realm.clone(), users }
+        } else if let Some(t) = &c.token {
+            let service = t.service.clone().unwrap_or_default();
+            let issuer = t.issuer.clone().unwrap_or_default();
+            let mut keys = KeySet::default();
+            if let Some(path) = &t.rootcertbundle {
+                let pem = std::fs::read(path).map_err(|e| format!("auth.token.rootcertbundle {path}: {e}"))?;
+                keys.add_root_bundle(&pem).map_err(|e| format!("auth.token.rootcertbundle {path}: {e}"))?;
+            }
+            if let Some(path) = &t.jwks {
+                let json = std::fs::read(path).map_err(|e| format!("auth.token.jwks {path}: {e}"))?;
+                keys.add_jwks(&json).map_err(|e| format!("auth.token.jwks {path}: {e}"))?;
+            }
+            let builtin = match &t.builtin {
+                Some(b) => {
+                    let (svc, kid, public) = TokenService::load(ServiceConfig {
+                        issuer: &issuer,
+                        service: &service,
+                        signing_key: &b.signingkey,
+                        users: &b.users,
+                        access: &b.access,
+                        expiration: b.expiration.map_or(Duration::from_secs(300), |d| d.0),
+                        refresh_expiration: b.refreshexpiration.map_or(Duration::from_secs(30 * 86400), |d| d.0),
+                    })?;
+                    keys.add(kid, public);
+                    Some(Arc::new(svc))
+                }
+                None => None,
+            };
+            let algorithms = match &t.signingalgorithms {
+                Some(names) => names.iter().map(|n| parse_algorithm(n)).collect::<Result<Vec<_>, _>>()?,
+                None => token::DEFAULT_ALGORITHMS.to_vec(),
+            };
+            let realm = if t.realm_is_auto() {
+                RealmSetting::Auto(t.autoredirectpath.clone().unwrap_or_else(|| "/auth/token".into()))
+            } else {
+                RealmSetting::Fixed(t.realm.clone().unwrap_or_default())
+            };
+            Method::Token {
+                realm,
+                service: service.clone(),
+                verifier: Verifier::new(issuer, service, algorithms, keys),
+                builtin,
+            }
+        } else {
+            Method::Open
+        };
+        Ok(Auth { method, limiter: LoginLimiter::default() })
+    }
+
+    pub fn token_service(&self) -> Option<&Arc<TokenService>> {
+        match &self.method {
+            Method::Token { builtin, .. } => builtin.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Verifies a refresh token of the built-in service; returns its user.
+    pub fn verify_refresh(&self, token: &str) -> Result<String, String> {
+        match &self.method {
+            Method::Token { verifier, service, .. } => verifier
+                .verify_for(token, &token_service::refresh_audience(service))
+                .map_err(|e| e.to_string())?
+                .sub
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| "refresh token names no user".to_string()),
+            _ => Err("no token service".into()),
+        }
+    }
+
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.limiter
+    }
+
+    /// Keys the limiter counts failures under.
+    pub fn limiter_keys(user: &str, peer: Option<IpAddr>) -> Vec<String> {
+        let mut keys = vec![format!("user:{user}")];
+        if let Some(ip) = peer {
+            keys.push(format!("ip:{ip}"));
+        }
+        keys
+    }
+
+    /// Checks a request that needs `needed` (empty: any authenticated caller).
+    pub fn check(&self, req: &RequestAuth<'_>, needed: &[Access]) -> Result<Identity, Denial> {
+        match &self.method {
+            Method::Open => Ok(Identity::anonymous_admin()),
+            Method::Htpasswd { realm, users } => {
+                let challenge = format!("Basic realm=\"{}\"", realm.replace('"', ""));
+                let Some((user, password)) = basic_credentials(req.headers) else {
+                    return Err(Denial::Unauthorized { challenge, message: "authentication required".into() });
+                };
+                let keys = Auth::limiter_keys(&user, req.peer);
+                if let Some(retry_after) = self.limiter.blocked(&keys) {
+                    return Err(Denial::TooManyRequests { retry_after });
+                }
+                if users.get().verify(&user, &password) {
+                    self.limiter.success(&keys[0]);
+                    Ok(Identity { user: Some(user), grants: Grants::Everything })
+                } else {
+                    self.limiter.failure(&keys);
+                    Err(Denial::Unauthorized { challenge, message: "invalid username or password".into() })
+                }
+            }
+            Method::Token { realm, service, verifier, .. } => {
+                let realm_url = match realm {
+                    RealmSetting::Fixed(url) => url.clone(),
+                    RealmSetting::Auto(path) => {
+                        realm::from_request(req.headers, req.tls, &format!("{}{path}", req.prefix))
+                    }
+                };
+                let mut challenge = format!("Bearer realm=\"{realm_url}\",service=\"{service}\"");
+                if !needed.is_empty() {
+                    let scopes: Vec<String> = needed.iter().map(Access::to_string).collect();
+                    challenge.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
+                }
+                let Some(token) = bearer(req.headers) else {
+                    return Err(Denial::Unauthorized { challenge, message: "authentication required".into() });
+                };
+                let claims = verifier.verify(token).map_err(|e| Denial::Unauthorized {
+                    challenge: format!("{challenge},error=\"invalid_token\""),
+                    message: e.to_string(),
+                })?;
+                let identity =
+                    Identity { user: claims.sub.filter(|s| !s.is_empty()), grants: Grants::Scoped(claims.access) };
+                if let Some(missing) = needed.iter().find(|a| !identity.allows(a)) {
+                    return Err(Denial::Denied { message: format!("the token does not grant {missing}") });
+                }
+                Ok(identity)
+            }
+        }
+    }
+}
