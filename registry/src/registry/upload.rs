@@ -185,50 +185,71 @@ impl Registry {
         Ok(size)
     }
 
+    /// Streams `body` into the session. Reading the network and hashing plus
+    /// writing run as two pipelined stages, so a push keeps both cores busy.
     async fn write_chunk(&self, repo: &RepoName, id: &str, cursor: &mut Cursor, mut body: ByteStream) -> Result<u64> {
         let key = Path::UploadData(repo.as_str(), id).key();
         let mut writer = self.backend.append(&key, cursor.size).await?;
-        let mut written = 0u64;
-        let mut batch = BytesMut::new();
-        let mut failure = None;
-        loop {
-            let next = body.next().await;
-            let flush = match &next {
-                Some(Ok(chunk)) => {
-                    batch.extend_from_slice(chunk);
-                    batch.len() >= WRITE_BATCH
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let source = async move {
+            let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+            while let Some(next) = body.next().await {
+                let chunk = match next {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        // Keep what arrived: the session can be resumed from its status.
+                        if !batch.is_empty() {
+                            let _ = tx.send(batch.split().freeze()).await;
+                        }
+                        return Err(e);
+                    }
+                };
+                batch.extend_from_slice(&chunk);
+                if batch.len() >= WRITE_BATCH && tx.send(batch.split().freeze()).await.is_err() {
+                    // The sink failed; its error is reported.
+                    return Ok(());
                 }
-                Some(Err(_)) | None => !batch.is_empty(),
-            };
-            if flush {
-                let data = batch.split().freeze();
-                if let Some(h) = cursor.hasher.as_mut() {
-                    h.update(&data);
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch.freeze()).await;
+            }
+            Ok(())
+        };
+        let sink = async {
+            let mut written = 0u64;
+            while let Some(mut data) = rx.recv().await {
+                if let Some(mut h) = cursor.hasher.take() {
+                    let (hasher, d) = tokio::task::spawn_blocking(move || {
+                        h.update(&data);
+                        (h, data)
+                    })
+                    .await
+                    .map_err(|e| Error::UploadInvalid(format!("hashing failed: {e}")))?;
+                    cursor.hasher = Some(hasher);
+                    data = d;
                 }
                 let n = data.len() as u64;
                 if let Err(e) = writer.write(data).await {
-                    // What was written before stays: the session can be resumed from status.
                     cursor.hasher = None;
-                    cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
-                    return Err(e.into());
+                    return Err(Error::from(e));
                 }
                 cursor.size += n;
                 written += n;
             }
-            match next {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-                None => break,
+            Ok::<u64, Error>(written)
+        };
+        let (read, wrote) = tokio::join!(source, sink);
+        let written = match wrote {
+            Ok(n) => n,
+            Err(e) => {
+                // What storage holds is the truth after a failed write.
+                cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
+                return Err(e);
             }
-        }
+        };
         writer.close().await?;
-        match failure {
-            Some(e) => Err(Error::Body(e)),
-            None => Ok(written),
-        }
+        read.map_err(Error::Body)?;
+        Ok(written)
     }
 
     /// Appends the final chunk (if any), verifies the digest and commits the
