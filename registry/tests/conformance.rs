@@ -1,0 +1,137 @@
+//! The OCI distribution-spec conformance suite (the Go test binary that
+//! scripts/tools.sh builds as `oci-conformance.test`) against a running
+//! wharf-registry, with all four workflows on: pull, push, content discovery
+//! and content management. Passes only with exit status 0 and a junit report
+//! of one or more tests and zero failures.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The suite's own configuration, as the legacy (spec v1.1.x) variables plus
+/// the version the rewritten suite is asked to hold the registry to.
+fn conformance_env(root_url: &str, results: &Path) -> Vec<(String, String)> {
+    [
+        ("OCI_ROOT_URL", root_url),
+        ("OCI_NAMESPACE", "conformance/repo1"),
+        ("OCI_CROSSMOUNT_NAMESPACE", "conformance/repo2"),
+        ("OCI_TEST_PULL", "1"),
+        ("OCI_TEST_PUSH", "1"),
+        ("OCI_TEST_CONTENT_DISCOVERY", "1"),
+        ("OCI_TEST_CONTENT_MANAGEMENT", "1"),
+        ("OCI_HIDE_SKIPPED_WORKFLOWS", "0"),
+        ("OCI_DEBUG", "0"),
+        ("OCI_VERSION", "1.1"),
+        ("OCI_REPORT_DIR", results.to_str().unwrap()),
+        ("OCI_RESULTS_DIR", results.to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+struct Junit {
+    tests: u64,
+    failures: u64,
+    errors: u64,
+    /// (test name, message) of every failed test case.
+    failed: Vec<(String, String)>,
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let at = tag.find(&key)? + key.len();
+    Some(tag[at..].split('"').next()?.to_string())
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#xA;", "\n")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn parse_junit(xml: &str) -> Junit {
+    let head_at = xml.find("<testsuites").expect("junit.xml has no <testsuites>");
+    let head = &xml[head_at..head_at + xml[head_at..].find('>').unwrap()];
+    let num = |n: &str| attr(head, n).map_or(0, |v| v.parse::<u64>().unwrap_or_else(|_| panic!("{n}={v}")));
+    let mut failed = Vec::new();
+    for case in xml.split("<testcase ").skip(1) {
+        let open = format!(" {}", &case[..case.find('>').unwrap_or(case.len())]);
+        let open = open.as_str();
+        let status = attr(open, "status").unwrap_or_default();
+        if status == "failure" || status == "error" || case.contains("<failure") || case.contains("<error") {
+            let name = unescape(&attr(open, "name").unwrap_or_default());
+            let msg = case
+                .split("<system-out>")
+                .nth(1)
+                .and_then(|s| s.split("</system-out>").next())
+                .or_else(|| case.split("message=\"").nth(1).and_then(|s| s.split('"').next()))
+                .map(unescape)
+                .unwrap_or_default();
+            failed.push((name, msg));
+        }
+    }
+    Junit { tests: num("tests"), failures: num("failures"), errors: num("errors"), failed }
+}
+
+#[test]
+fn oci_conformance_all_workflows() {
+    let suite = tool("oci-conformance.test");
+    let dir = tempfile::Builder::new().prefix("wharf-conformance.").tempdir().unwrap();
+    let reg = RegistryProcess::start(registry_under_test(), &minimal_config(&dir.path().join("data")));
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+
+    let mut cmd = Command::new(&suite);
+    cmd.current_dir(&results).args(["-test.timeout", "9m"]);
+    // Only this test's settings reach the suite.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OCI_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.envs(conformance_env(&format!("http://{}", reg.addr), &results));
+    let out = run(&mut cmd, Duration::from_secs(600));
+
+    let junit_path = results.join("junit.xml");
+    let xml = std::fs::read_to_string(&junit_path)
+        .unwrap_or_else(|e| panic!("no {}: {e}\n{}", junit_path.display(), out.describe()));
+    let junit = parse_junit(&xml);
+    let summary: String = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("FAIL") || l.trim_start().starts_with("- "))
+        .take(200)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let failures: String = junit
+        .failed
+        .iter()
+        .take(60)
+        .map(|(name, msg)| format!("* {name}\n    {}", msg.trim().replace('\n', "\n    ")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let report = format!(
+        "{} at {}: {} tests, {} failures, {} errors (exit {})\n--- failing specs ---\n{failures}\n--- suite summary (FAIL lines) ---\n{summary}\n--- suite stderr (tail) ---\n{}",
+        reg.kind.name(),
+        reg.addr,
+        junit.tests,
+        junit.failures,
+        junit.errors,
+        out.status,
+        out.stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+    );
+    eprintln!("{}", report.lines().next().unwrap());
+    assert!(junit.tests > 0, "the suite ran no test\n{report}");
+    assert!(junit.failures == 0 && junit.errors == 0 && junit.failed.is_empty(), "{report}");
+    assert!(out.ok(), "the suite exited with {} although junit.xml records no failure\n{report}", out.status);
+    assert!(results.join("results.yaml").exists() && results.join("report.html").exists(), "suite reports missing");
+}
