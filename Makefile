@@ -7,7 +7,7 @@ export WHARF_CACHE
 export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools lint unit bench e2e-up e2e-down
+.PHONY: run test tools lint unit bench images e2e-up e2e-down
 
 ## run: the registry on 127.0.0.1:5000, storing under ./var/registry
 run:
@@ -25,3 +25,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --locked
+
+## bench: wharf-registry vs distribution vs nginx on loopback; writes docs/benchmarks.md
+bench: tools
+	bash bench/run.sh
+
+## images: both images as reproducible OCI layouts in target/images (PUSH=host/prefix to push)
+images:
+	bash scripts/images.sh

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -185,71 +185,55 @@ impl Registry {
         Ok(size)
     }
 
-    /// Streams `body` into the session. Reading the network and hashing plus
-    /// writing run as two pipelined stages, so a push keeps both cores busy.
+    /// Streams `body` into the session, hashing each chunk as it arrives and
+    /// writing about `WRITE_BATCH` bytes at a time with one vectored write.
+    /// (Measured on 2 cores: handing the hash to another thread, or a
+    /// separate pipeline stage, cost more in hand-offs than it saved.)
     async fn write_chunk(&self, repo: &RepoName, id: &str, cursor: &mut Cursor, mut body: ByteStream) -> Result<u64> {
         let key = Path::UploadData(repo.as_str(), id).key();
         let mut writer = self.backend.append(&key, cursor.size).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-        let source = async move {
-            let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-            while let Some(next) = body.next().await {
-                let chunk = match next {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        // Keep what arrived: the session can be resumed from its status.
-                        if !batch.is_empty() {
-                            let _ = tx.send(batch.split().freeze()).await;
-                        }
-                        return Err(e);
+        let mut written = 0u64;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut failure = None;
+        loop {
+            let next = body.next().await;
+            let end = match next {
+                Some(Ok(chunk)) => {
+                    if let Some(h) = cursor.hasher.as_mut() {
+                        h.update(&chunk);
                     }
-                };
-                batch.extend_from_slice(&chunk);
-                if batch.len() >= WRITE_BATCH && tx.send(batch.split().freeze()).await.is_err() {
-                    // The sink failed; its error is reported.
-                    return Ok(());
+                    pending_len += chunk.len();
+                    pending.push(chunk);
+                    false
                 }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(batch.freeze()).await;
-            }
-            Ok(())
-        };
-        let sink = async {
-            let mut written = 0u64;
-            while let Some(mut data) = rx.recv().await {
-                if let Some(mut h) = cursor.hasher.take() {
-                    let (hasher, d) = tokio::task::spawn_blocking(move || {
-                        h.update(&data);
-                        (h, data)
-                    })
-                    .await
-                    .map_err(|e| Error::UploadInvalid(format!("hashing failed: {e}")))?;
-                    cursor.hasher = Some(hasher);
-                    data = d;
+                Some(Err(e)) => {
+                    // Keep what arrived: the session can be resumed from its status.
+                    failure = Some(e);
+                    true
                 }
-                let n = data.len() as u64;
-                if let Err(e) = writer.write(data).await {
+                None => true,
+            };
+            if pending_len >= WRITE_BATCH || (end && pending_len > 0) {
+                let n = pending_len as u64;
+                pending_len = 0;
+                if let Err(e) = writer.write(std::mem::take(&mut pending)).await {
                     cursor.hasher = None;
-                    return Err(Error::from(e));
+                    cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
+                    return Err(e.into());
                 }
                 cursor.size += n;
                 written += n;
             }
-            Ok::<u64, Error>(written)
-        };
-        let (read, wrote) = tokio::join!(source, sink);
-        let written = match wrote {
-            Ok(n) => n,
-            Err(e) => {
-                // What storage holds is the truth after a failed write.
-                cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
-                return Err(e);
+            if end {
+                break;
             }
-        };
+        }
         writer.close().await?;
-        read.map_err(Error::Body)?;
-        Ok(written)
+        match failure {
+            Some(e) => Err(Error::Body(e)),
+            None => Ok(written),
+        }
     }
 
     /// Appends the final chunk (if any), verifies the digest and commits the

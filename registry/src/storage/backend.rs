@@ -63,7 +63,8 @@ pub struct Meta {
 /// `close` returns.
 #[async_trait]
 pub trait Writer: Send {
-    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+    /// Appends `chunks` in order (one vectored write where the backend can).
+    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()>;
     /// Flushes and returns the object's total size.
     async fn close(self: Box<Self>) -> Result<u64>;
 }

@@ -32,7 +32,7 @@ pub async fn run(b: &dyn Backend) {
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let mut w = b.append("suite/big", 0).await.unwrap();
     for part in big.chunks(300_000) {
-        w.write(Bytes::copy_from_slice(part)).await.unwrap();
+        w.write(vec![Bytes::copy_from_slice(part)]).await.unwrap();
     }
     assert_eq!(w.close().await.unwrap(), big.len() as u64);
     assert_eq!(read_all(b, "suite/big", 0, None).await, big);
@@ -42,11 +42,11 @@ pub async fn run(b: &dyn Backend) {
 
     // append continues where the object ends, and refuses a wrong offset
     let mut w = b.append("suite/up", 0).await.unwrap();
-    w.write(Bytes::from_static(b"abc")).await.unwrap();
+    w.write(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]).await.unwrap();
     w.close().await.unwrap();
     assert!(b.append("suite/up", 1).await.is_err(), "append at a wrong offset");
     let mut w = b.append("suite/up", 3).await.unwrap();
-    w.write(Bytes::from_static(b"def")).await.unwrap();
+    w.write(vec![Bytes::from_static(b"def")]).await.unwrap();
     assert_eq!(w.close().await.unwrap(), 6);
     assert_eq!(&b.get("suite/up").await.unwrap()[..], b"abcdef");
 

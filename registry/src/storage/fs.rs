@@ -219,6 +219,21 @@ fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Byte
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
+/// Writes every chunk with as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "storage accepted no bytes")),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 struct FileWriter {
     key: String,
     file: Option<File>,
@@ -227,7 +242,7 @@ struct FileWriter {
 
 #[async_trait]
 impl Writer for FileWriter {
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()> {
         let Some(mut file) = self.file.take() else {
             return Err(StorageError::Other {
                 op: "write",
@@ -235,9 +250,9 @@ impl Writer for FileWriter {
                 message: "writer failed earlier".into(),
             });
         };
-        let n = chunk.len() as u64;
+        let n: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let file = blocking("write", &self.key, move || {
-            file.write_all(&chunk)?;
+            write_all_vectored(&mut file, &chunks)?;
             Ok(file)
         })
         .await?;
