@@ -274,6 +274,11 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl RegistryProcess {
     pub fn start(kind: Kind, config_yaml: &str) -> RegistryProcess {
+        RegistryProcess::start_expecting(kind, config_yaml, 200)
+    }
+
+    /// Starts a registry whose `GET /v2/` answers `base_status` (401 with auth).
+    pub fn start_expecting(kind: Kind, config_yaml: &str, base_status: u16) -> RegistryProcess {
         let config_dir = tempfile::Builder::new().prefix("wharf-cfg.").tempdir().unwrap();
         let config = config_dir.path().join("config.yml");
         std::fs::write(&config, config_yaml).unwrap();
@@ -302,7 +307,7 @@ impl RegistryProcess {
         // The API answers on the address it logged.
         let resp = http().get(p.url("/v2/")).send();
         match resp {
-            Ok(r) if r.status().as_u16() == 200 => {}
+            Ok(r) if r.status().as_u16() == base_status => {}
             other => {
                 let got = other.map(|r| r.status().to_string()).unwrap_or_else(|e| e.to_string());
                 p.kill();
