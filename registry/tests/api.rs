@@ -354,3 +354,37 @@ async fn hostile_paths_are_refused_as_invalid_names() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(reg.files().is_empty(), "nothing written: {:?}", reg.files());
 }
+
+#[tokio::test]
+async fn an_upload_continues_on_another_replica_sharing_storage() {
+    let a = Reg::new();
+    // A second replica: same storage root, same http.secret, its own process state.
+    let yaml = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  secret: test\n",
+        a.dir.path().display()
+    );
+    let config = wharf_registry::config::Config::from_yaml(&yaml, std::iter::empty()).unwrap();
+    let b = Reg { router: wharf_registry::build(&config).unwrap().router, dir: tempfile::tempdir().unwrap() };
+
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let r = a.req(Method::POST, "/v2/r/blobs/uploads/", &[], vec![]).await;
+    let path = r.header("location").trim_start_matches("http://reg.test:5000").to_string();
+    let r = a.req(Method::PATCH, &path, &[("content-range", "0-99999")], data[..100_000].to_vec()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    // Replica B sees the session, accepts the next chunk, and completes it.
+    assert_eq!(b.get(&path).await.header("range"), "0-99999");
+    let r = b.req(Method::PATCH, &path, &[("content-range", "100000-199999")], data[100_000..].to_vec()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    let d = digest(&data);
+    let r = b.req(Method::PUT, &format!("{path}&digest={d}"), &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(a.get(&format!("/v2/r/blobs/{d}")).await.body, data, "replica A serves what B committed");
+
+    // A replica with another http.secret refuses the signed state.
+    let other = format!("{}", yaml.replace("secret: test", "secret: other"));
+    let config = wharf_registry::config::Config::from_yaml(&other, std::iter::empty()).unwrap();
+    let c = Reg { router: wharf_registry::build(&config).unwrap().router, dir: tempfile::tempdir().unwrap() };
+    let r = a.req(Method::POST, "/v2/r/blobs/uploads/", &[], vec![]).await;
+    let path = r.header("location").trim_start_matches("http://reg.test:5000").to_string();
+    assert_eq!(c.get(&path).await.code(), "BLOB_UPLOAD_INVALID");
+}

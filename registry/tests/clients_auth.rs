@@ -123,7 +123,11 @@ fn skopeo_with_creds_goes_through_the_token_dance() {
         ),
         "a wrong password",
     );
-    assert!(reg.log.text().contains("issued token"), "the clients used the token service");
+    let log = reg.log.text();
+    assert!(log.contains("issued token"), "the clients used the token service");
+    for secret in ["alice-pw", "carol-pw", "Bearer ", "Basic ", "eyJ"] {
+        assert!(!log.contains(secret), "the log never holds credentials or tokens ({secret:?}):\n{log}");
+    }
 }
 
 #[test]

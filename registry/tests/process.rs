@@ -186,3 +186,39 @@ async fn debug_listener_logs_and_graceful_shutdown() {
     // New connections are refused once draining began.
     assert!(tokio::net::TcpStream::connect(&api).await.is_err());
 }
+
+#[test]
+fn serves_tls_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=registry.test"])
+        .args(["-addext", "subjectAltName=DNS:registry.test,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(d.join("tls.key"))
+        .arg("-out")
+        .arg(d.join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mut reg = Running::start(&format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        d.join("tls.crt").display(),
+        d.join("tls.key").display()
+    ));
+    let api = Running::addr_in(&reg.wait_for("listening on"), "msg");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert"])
+        .arg(d.join("tls.crt"))
+        .arg(format!("https://{api}/v2/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "200 2", "HTTPS with HTTP/2 by ALPN: {text} {}", String::from_utf8_lossy(&out.stderr));
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{api}/v2/"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200", "plain HTTP is not served on the TLS port");
+}

@@ -13,7 +13,7 @@ use wharf_registry::config::Config;
 
 pub struct Reg {
     pub router: Router,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub struct Resp {
