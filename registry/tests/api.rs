@@ -381,7 +381,7 @@ async fn an_upload_continues_on_another_replica_sharing_storage() {
     assert_eq!(a.get(&format!("/v2/r/blobs/{d}")).await.body, data, "replica A serves what B committed");
 
     // A replica with another http.secret refuses the signed state.
-    let other = format!("{}", yaml.replace("secret: test", "secret: other"));
+    let other = yaml.replace("secret: test", "secret: other");
     let config = wharf_registry::config::Config::from_yaml(&other, std::iter::empty()).unwrap();
     let c = Reg { router: wharf_registry::build(&config).unwrap().router, dir: tempfile::tempdir().unwrap() };
     let r = a.req(Method::POST, "/v2/r/blobs/uploads/", &[], vec![]).await;
