@@ -186,9 +186,8 @@ impl Registry {
     }
 
     /// Streams `body` into the session, hashing each chunk as it arrives and
-    /// writing about `WRITE_BATCH` bytes at a time with one vectored write.
-    /// (Measured on 2 cores: handing the hash to another thread, or a
-    /// separate pipeline stage, cost more in hand-offs than it saved.)
+    /// handing about `WRITE_BATCH` bytes at a time to the backend's writer,
+    /// which writes them while the next batch is read and hashed.
     async fn write_chunk(&self, repo: &RepoName, id: &str, cursor: &mut Cursor, mut body: ByteStream) -> Result<u64> {
         let key = Path::UploadData(repo.as_str(), id).key();
         let mut writer = self.backend.append(&key, cursor.size).await?;
@@ -229,7 +228,11 @@ impl Registry {
                 break;
             }
         }
-        writer.close().await?;
+        if let Err(e) = writer.close().await {
+            cursor.hasher = None;
+            cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
+            return Err(e.into());
+        }
         match failure {
             Some(e) => Err(Error::Body(e)),
             None => Ok(written),
