@@ -38,6 +38,17 @@ fn start(dir: &Path) -> RegistryProcess {
     RegistryProcess::start_expecting(Kind::Wharf, &config, 401)
 }
 
+/// `skopeo copy --all` from an OCI layout or registry to another, with extra flags.
+fn skopeo_copy(flags: &[&str], from: String, to: String) -> Output {
+    let mut cmd = skopeo();
+    cmd.args(["copy", "--all", "--preserve-digests", "--retry-times", "0"]).args(flags).arg(from).arg(to);
+    run(&mut cmd, CLIENT_TIMEOUT)
+}
+
+fn layout_ref(layout: &Path) -> String {
+    format!("oci:{}:v1", layout.display())
+}
+
 fn fails(out: &Output, why: &str) {
     assert!(!out.ok(), "{why} should have failed:\n{}", out.describe());
 }
@@ -51,61 +62,23 @@ fn skopeo_with_creds_goes_through_the_token_dance() {
     img.write_layout(&layout, "v1");
     let dest = format!("docker://{}/team-a/app:v1", reg.addr);
 
-    let anon = run(
-        skopeo()
-            .args(["copy", "--all", "--retry-times", "0", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(&dest),
-        CLIENT_TIMEOUT,
+    fails(&skopeo_copy(&["--dest-tls-verify=false"], layout_ref(&layout), dest.clone()), "an anonymous push");
+    fails(
+        &skopeo_copy(&["--dest-tls-verify=false", "--dest-creds", "carol:carol-pw"], layout_ref(&layout), dest.clone()),
+        "a push by a user outside team-a",
     );
-    fails(&anon, "an anonymous push");
-    let carol = run(
-        skopeo()
-            .args(["copy", "--all", "--retry-times", "0", "--dest-tls-verify=false", "--dest-creds", "carol:carol-pw"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(&dest),
-        CLIENT_TIMEOUT,
-    );
-    fails(&carol, "a push by a user outside team-a");
-
-    run_ok(
-        skopeo()
-            .args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--retry-times",
-                "0",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                "alice:alice-pw",
-            ])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(&dest),
-        CLIENT_TIMEOUT,
-    );
+    let pushed =
+        skopeo_copy(&["--dest-tls-verify=false", "--dest-creds", "alice:alice-pw"], layout_ref(&layout), dest.clone());
+    assert!(pushed.ok(), "{}", pushed.describe());
     let raw = run_ok(
         skopeo().args(["inspect", "--raw", "--tls-verify=false", "--creds", "alice:alice-pw"]).arg(&dest),
         CLIENT_TIMEOUT,
     );
     assert_eq!(raw.stdout.as_bytes(), img.index.bytes.as_slice(), "the index comes back byte for byte");
     let out = dir.path().join("out");
-    run_ok(
-        skopeo()
-            .args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--retry-times",
-                "0",
-                "--src-tls-verify=false",
-                "--src-creds",
-                "alice:alice-pw",
-            ])
-            .arg(&dest)
-            .arg(format!("oci:{}:v1", out.display())),
-        CLIENT_TIMEOUT,
-    );
+    let pulled =
+        skopeo_copy(&["--src-tls-verify=false", "--src-creds", "alice:alice-pw"], dest.clone(), layout_ref(&out));
+    assert!(pulled.ok(), "{}", pulled.describe());
     for b in img.all_blobs() {
         assert!(out.join("blobs/sha256").join(b.hex()).exists(), "{} pulled", b.digest);
     }
@@ -149,15 +122,13 @@ fn crane_auth_login_then_push_pull_and_anonymous_public_pull() {
     assert!(cfg.contains(&reg.addr), "the docker config.json auths entry is keyed by the registry host: {cfg}");
 
     let reference = format!("{}/public/base:v1", reg.addr);
-    run_ok(
-        skopeo()
-            .args(["copy", "--all", "--preserve-digests", "--retry-times", "0", "--dest-tls-verify=false"])
-            .arg("--authfile")
-            .arg(config_dir.join("config.json"))
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("docker://{reference}")),
-        CLIENT_TIMEOUT,
+    let authfile = config_dir.join("config.json").display().to_string();
+    let pushed = skopeo_copy(
+        &["--dest-tls-verify=false", "--authfile", &authfile],
+        layout_ref(&layout),
+        format!("docker://{reference}"),
     );
+    assert!(pushed.ok(), "{}", pushed.describe());
     let digest = run_ok(crane_as(&config_dir).args(["digest", "--insecure", &reference]), CLIENT_TIMEOUT);
     assert_eq!(digest.stdout.trim(), img.index.digest);
 
@@ -197,22 +168,12 @@ fn containerd_pulls_with_user_credentials() {
     let img = MultiArchImage::generate(13, 2, 64 << 10);
     let layout = dir.path().join("layout");
     img.write_layout(&layout, "v1");
-    run_ok(
-        skopeo()
-            .args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--retry-times",
-                "0",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                "alice:alice-pw",
-            ])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("docker://{}/team-a/app:v1", reg.addr)),
-        CLIENT_TIMEOUT,
+    let pushed = skopeo_copy(
+        &["--dest-tls-verify=false", "--dest-creds", "alice:alice-pw"],
+        layout_ref(&layout),
+        format!("docker://{}/team-a/app:v1", reg.addr),
     );
+    assert!(pushed.ok(), "{}", pushed.describe());
     let reference = format!("{}/team-a/app:v1", reg.addr);
     let ctrd = Containerd::start();
     fails(

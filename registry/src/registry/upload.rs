@@ -156,12 +156,7 @@ impl Registry {
         self.check_writable()?;
         let cursor = self.uploads.get(id);
         let mut cursor = cursor.lock().await;
-        let size = self.sync_cursor(repo, id, &mut cursor).await?;
-        if let Some(r) = range
-            && r.start != size
-        {
-            return Err(Error::UploadRange { start: r.start, end: r.end, size });
-        }
+        self.sync_cursor(repo, id, &mut cursor, range).await?;
         let written = self.write_chunk(repo, id, &mut cursor, body).await?;
         if let Some(r) = range
             && written != r.end - r.start + 1
@@ -174,15 +169,25 @@ impl Registry {
         Ok(self.status(repo, id, cursor.size))
     }
 
-    /// Aligns this process's cursor with what storage holds.
-    async fn sync_cursor(&self, repo: &RepoName, id: &str, cursor: &mut Cursor) -> Result<u64> {
+    /// Aligns this process's cursor with what storage holds, and checks that
+    /// a declared chunk range starts where the session ends.
+    async fn sync_cursor(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        cursor: &mut Cursor,
+        range: Option<ChunkRange>,
+    ) -> Result<()> {
         let size = self.stored_size(repo, id).await?;
         if size != cursor.size || cursor.hasher.is_none() {
             // Another replica (or a crashed request) changed it: hash again when completing.
             cursor.size = size;
             cursor.hasher = if size == 0 { Some(Hasher::new(Algorithm::Sha256)) } else { None };
         }
-        Ok(size)
+        match range {
+            Some(r) if r.start != size => Err(Error::UploadRange { start: r.start, end: r.end, size }),
+            _ => Ok(()),
+        }
     }
 
     /// Streams `body` into the session, hashing each chunk as it arrives and
@@ -252,12 +257,7 @@ impl Registry {
         self.check_writable()?;
         let cursor_ref = self.uploads.get(id);
         let mut cursor = cursor_ref.lock().await;
-        let size = self.sync_cursor(repo, id, &mut cursor).await?;
-        if let Some(r) = range
-            && r.start != size
-        {
-            return Err(Error::UploadRange { start: r.start, end: r.end, size });
-        }
+        self.sync_cursor(repo, id, &mut cursor, range).await?;
         if let Some(body) = body {
             self.write_chunk(repo, id, &mut cursor, body).await?;
         }
