@@ -7,7 +7,7 @@ export WHARF_CACHE
 export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools lint unit bench images e2e-up e2e-down
+.PHONY: run test tools lint unit bench images e2e-up e2e-down e2e-smoke
 
 ## run: the registry on 127.0.0.1:5000, storing under ./var/registry
 run:
@@ -33,3 +33,17 @@ bench: tools
 ## images: both images as reproducible OCI layouts in target/images (PUSH=host/prefix to push)
 images:
 	bash scripts/images.sh
+
+## e2e-up: a real single-node Kubernetes cluster on this machine (builds pinned binaries once)
+e2e-up:
+	bash e2e/cluster/build.sh all
+	bash e2e/cluster/up.sh
+
+## e2e-down: remove every process, interface, mount, iptables chain and sysctl change e2e made
+e2e-down:
+	bash e2e/cluster/down.sh --all
+
+## e2e-smoke: pod, DNS, PVC, Service and exec on the running cluster; no packet left the machine
+e2e-smoke:
+	bash e2e/cluster/smoke.sh
+	bash e2e/cluster/check-leaks.sh
