@@ -58,7 +58,7 @@ START=$SECONDS
 # ------------------------------------------------------------------ image
 phase "build and import $IMAGE"
 BB=$(command -v busybox) || die "busybox not found (apt-get install busybox-static)"
-file -L "$BB" 2>/dev/null | grep -q 'statically linked' || [ ! -x /usr/bin/file ] || die "$BB is not static"
+grep -q 'statically linked' <<<"$(file -L "$BB" 2>/dev/null)" || [ ! -x /usr/bin/file ] || die "$BB is not static"
 args=(--file "$BB:/bin/busybox:0755" --dir /tmp --dir /www --dir /data --cmd '["sh"]')
 for a in sh cat echo hostname httpd ls mkdir nc nslookup printf sleep test; do
   args+=(--symlink "/bin/$a:busybox")
@@ -112,14 +112,14 @@ succeeded() {
 phase "pod runs to Succeeded"
 pod hello 'echo hello from $(hostname); cat /etc/resolv.conf'
 succeeded hello
-kn logs hello | grep -q "hello from hello" || die "pod hello: unexpected logs: $(kn logs hello)"
+grep -q "hello from hello" <<<"$(kn logs hello)" || die "pod hello: unexpected logs: $(kn logs hello)"
 log "pod hello: $(kn logs hello | tr '\n' ' ')"
 
 # ------------------------------------------------------------------ DNS
 phase "DNS from a pod"
 pod dns 'nslookup kubernetes.default.svc.cluster.local'
 succeeded dns
-kn logs dns | grep -q "$KUBERNETES_SVC_IP" || die "kubernetes.default.svc.cluster.local did not resolve to $KUBERNETES_SVC_IP: $(kn logs dns)"
+grep -q "$KUBERNETES_SVC_IP" <<<"$(kn logs dns)" || die "kubernetes.default.svc.cluster.local did not resolve to $KUBERNETES_SVC_IP: $(kn logs dns)"
 log "kubernetes.default.svc.cluster.local -> $KUBERNETES_SVC_IP"
 
 # ------------------------------------------------------------------ PVC
@@ -196,7 +196,7 @@ CIP=$(kn get service web -o jsonpath='{.spec.clusterIP}')
 # name of the port; nc does not.
 pod client "printf 'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc -w 5 web.$NS.svc.cluster.local 80"
 succeeded client
-kn logs client | grep -q wharf-smoke-ok || die "client pod did not get the page: $(kn logs client)"
+grep -q wharf-smoke-ok <<<"$(kn logs client)" || die "client pod did not get the page: $(kn logs client)"
 log "pod -> web.$NS.svc.cluster.local ($CIP) -> pod web: ok"
 # From the node by ClusterIP (kube-proxy's OUTPUT rules). Bounded retries: the
 # rules follow the EndpointSlice within kube-proxy's minSyncPeriod.
