@@ -7,14 +7,14 @@ export WHARF_CACHE
 export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools lint unit bench images e2e-up e2e-down e2e-smoke
+.PHONY: run test tools lint unit operator-it bench images e2e-up e2e-down e2e-smoke
 
 ## run: the registry on 127.0.0.1:5000, storing under ./var/registry
 run:
 	$(CARGO) run --release -p wharf-registry -- serve
 
 ## test: every test (installs what the tests need first)
-test: tools lint unit
+test: tools lint unit operator-it
 
 tools:
 	bash scripts/tools.sh
@@ -25,6 +25,10 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --locked
+
+## operator-it: the operator against a real kube-apiserver, etcd and kube-controller-manager
+operator-it:
+	bash scripts/operator-it.sh
 
 ## bench: wharf-registry vs distribution vs nginx on loopback; writes docs/benchmarks.md
 bench: tools

@@ -1,0 +1,64 @@
+//! The status both kinds report, and the condition vocabulary.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a Registry or RegistryMirror.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons such as
+    /// InvalidSpec, SecretMissing, PVCPending and RolloutInProgress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Base URL of the registry API, e.g. `http://reg.team-a.svc.cluster.local:5000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Host to use in image references, e.g. `reg.team-a.svc.cluster.local:5000/team-a/app:1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Token realm clients are sent to, when token auth is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Registry pods that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+}
+
+/// Condition types.
+pub mod types {
+    /// The registry serves with its current spec.
+    pub const READY: &str = "Ready";
+    /// A change is being rolled out.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Something prevents the spec from being realised; the message says what.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    /// Every replica runs the current configuration.
+    pub const AVAILABLE: &str = "Available";
+    /// The spec is self-contradictory or names something invalid.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A Secret the spec refers to does not exist.
+    pub const SECRET_MISSING: &str = "SecretMissing";
+    /// A referenced Secret lacks a key or holds malformed content.
+    pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// The storage claim is not bound yet.
+    pub const PVC_PENDING: &str = "PVCPending";
+    /// Pods with the current configuration are starting.
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// Nothing is rolling out.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// `replicas: 0`.
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// Nothing is wrong.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// The operator could not apply the children; it retries.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+}

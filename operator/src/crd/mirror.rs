@@ -1,0 +1,145 @@
+//! `RegistryMirror`: a pull-through cache in front of one or more upstream registries.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::*;
+use super::conditions::RegistryStatus;
+
+/// A pull-through cache (wharf-registry in proxy mode). Clients name the
+/// upstream by path prefix (`<mirror host>/docker.io/library/nginx`) or, from
+/// containerd's hosts.toml, by the `ns` query parameter.
+// Several `printcolumn(...)` entries look like duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "wharf.dev",
+    version = "v1alpha1",
+    kind = "RegistryMirror",
+    namespaced,
+    shortname = "regmirror",
+    status = "RegistryStatus",
+    doc = "A pull-through registry cache run by wharf-operator.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!self.upstreams.exists(u, has(u.credentials)) || (has(self.auth) && (has(self.auth.htpasswd) || has(self.auth.token) || has(self.auth.externalToken)))"
+).message("upstream credentials need client auth: without it every client that reaches the mirror could pull the upstream account's private images. Set auth (htpasswd, token or externalToken)"))]
+#[x_kube(validation = Rule::new(
+    "self.upstreams.all(u, self.upstreams.filter(v, v.name == u.name).size() == 1)"
+).message("upstreams: each name may appear once"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.emptyDir) || self.replicas <= 1"
+).message("storage.emptyDir is local to each pod: with more than one replica every pod would cache separately. Use s3, or a ReadWriteMany filesystem claim"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
+).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
+pub struct RegistryMirrorSpec {
+    /// The registries this mirror caches.
+    #[schemars(length(min = 1, max = 32))]
+    pub upstreams: Vec<Upstream>,
+    /// How long a cached tag is served before it is revalidated upstream, as a Go duration (`24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
+    pub ttl: Option<String>,
+    /// Upper bound of the cache; least recently used blobs are evicted beyond it (e.g. `50Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Quantity>,
+    /// Number of mirror pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Registry image; the wharf-registry image of the operator's own version when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the registry container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node labels the mirror pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the mirror pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity of the mirror pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Annotations added to the mirror pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Registry log level.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Where the cache is stored. Exactly one kind.
+    pub storage: StorageSpec,
+    /// Client authentication. Required when any upstream has credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// The Service in front of the mirror.
+    #[serde(default)]
+    pub service: ServiceSpec,
+    /// An Ingress; its host becomes the advertised host and realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+    /// TLS served by the mirror itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// A NetworkPolicy limiting who reaches the mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+    /// Let every node's container runtime pull through this mirror: for each
+    /// upstream host (e.g. docker.io) containerd is pointed at the mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_access: Option<NodeAccessSpec>,
+}
+
+/// An upstream registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Upstream {
+    /// The upstream's host as clients write it in image references
+    /// (`docker.io`, `ghcr.io`); the first path component under the mirror.
+    #[x_kube(validation = Rule::new(
+        "self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?$')"
+    ).message("upstreams[].name must be a lowercase host name as clients write it, e.g. docker.io"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// URL of the upstream's registry API, e.g. `https://registry-1.docker.io`.
+    #[x_kube(validation = Rule::new(
+        "self.matches('^https?://[^/@]+(/.*)?$')"
+    ).message("upstreams[].url must be an http(s) URL without user info"))]
+    #[schemars(length(max = 2048))]
+    pub url: String,
+    /// Upstream account credentials from a Secret. With credentials the mirror requires client auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<UpstreamCredentials>,
+}
+
+/// A Secret holding upstream account credentials. It is mounted as files, never copied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamCredentials {
+    /// Name of the Secret in the mirror's namespace.
+    pub secret_name: String,
+    /// Key of the user name in the Secret.
+    #[serde(default = "default_username_key")]
+    pub username_key: String,
+    /// Key of the password (or access token) in the Secret.
+    #[serde(default = "default_password_key")]
+    pub password_key: String,
+}
+
+fn default_username_key() -> String {
+    "username".into()
+}
+fn default_password_key() -> String {
+    "password".into()
+}

@@ -1,0 +1,28 @@
+//! wharf-operator: turns `Registry` and `RegistryMirror` resources into running registries.
+//!
+//! Layout (calls go down the list, never up):
+//! - [`crd`]: the API types; their doc comments are the schema's descriptions.
+//! - [`names`]: every child name, label, in-cluster host and realm.
+//! - [`settings`]: the operator's own configuration (cluster domain, default image).
+//! - [`registry_controller`]: dereference → validate → build → apply → update_status
+//!   for `Registry`; `build` is pure and shared with the mirror.
+//! - [`mirror_controller`]: the same steps for `RegistryMirror`, reusing the
+//!   registry's build, apply and status steps.
+//! - [`render`]: validate and build without a cluster (`wharf-operator render`).
+//! - [`context`], [`metrics`], [`telemetry`], [`leader`], [`server`], [`controller`]: the process.
+
+pub mod context;
+pub mod controller;
+pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod mirror_controller;
+pub mod names;
+pub mod registry_controller;
+pub mod render;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+
+#[cfg(test)]
+pub mod test_support;

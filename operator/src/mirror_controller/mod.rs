@@ -1,0 +1,37 @@
+//! The `RegistryMirror` controller. The same five steps as the registry:
+//! dereference also reads the upstream credential Secrets, [`validate`]
+//! adds the `proxy` section to the shared [`ValidatedRegistry`], and build,
+//! apply and update_status are the registry's own.
+//!
+//! [`ValidatedRegistry`]: crate::registry_controller::validate::ValidatedRegistry
+
+pub mod validate;
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use crate::context::Context;
+use crate::crd::RegistryMirror;
+use crate::names::OwnerKind;
+use crate::registry_controller::common::CommonSpec;
+use crate::registry_controller::{Error, finish, policy, run};
+
+/// Reconciles one RegistryMirror.
+#[tracing::instrument(skip_all, fields(kind = "RegistryMirror", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any()))]
+pub async fn reconcile(obj: Arc<RegistryMirror>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(OwnerKind::RegistryMirror.as_str());
+    let spec = CommonSpec::of_mirror(&obj);
+    let extra = validate::upstream_secrets(&obj.spec);
+    let result = run(&*obj, OwnerKind::RegistryMirror, &spec, &extra, &ctx, |id, deref, settings| {
+        validate::validate_mirror(id, &obj.spec, deref, settings)
+    })
+    .await;
+    finish(&*obj, OwnerKind::RegistryMirror, result, &ctx)
+}
+
+/// Decides what happens after a failed reconcile.
+pub fn error_policy(obj: Arc<RegistryMirror>, error: &Error, ctx: Arc<Context>) -> Action {
+    policy(&*obj, OwnerKind::RegistryMirror, error, &ctx)
+}

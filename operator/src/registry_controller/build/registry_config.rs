@@ -1,0 +1,380 @@
+//! The registry's `config.yml` and the token service's `access.yml`, as
+//! typed structs serialised with serde_yaml. No string templates.
+//!
+//! Secrets never appear here: `http.secret` and S3 keys reach the registry
+//! as environment variables, passwords and keys as mounted files.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::crd::{LogLevel, RepositoryAction};
+use crate::names::{self, paths};
+
+use super::super::validate::{Auth, Storage, ValidatedRegistry};
+
+/// config.yml.
+#[derive(Debug, Serialize)]
+pub struct RegistryConfig {
+    /// Always `0.1`.
+    pub version: String,
+    /// Logging.
+    pub log: Log,
+    /// Storage.
+    pub storage: StorageConfig,
+    /// HTTP.
+    pub http: Http,
+    /// Auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// Proxy (mirror).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// `log`.
+#[derive(Debug, Serialize)]
+pub struct Log {
+    /// Level.
+    pub level: LogLevel,
+    /// Always `json`.
+    pub formatter: &'static str,
+}
+
+/// `storage`.
+#[derive(Debug, Default, Serialize)]
+pub struct StorageConfig {
+    /// `filesystem`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Filesystem>,
+    /// `s3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3>,
+    /// `delete`.
+    pub delete: Enabled,
+    /// `maintenance`.
+    pub maintenance: Maintenance,
+}
+
+/// `storage.filesystem`.
+#[derive(Debug, Serialize)]
+pub struct Filesystem {
+    /// Root.
+    pub rootdirectory: String,
+}
+
+/// `storage.s3`. Credentials come from `REGISTRY_STORAGE_S3_ACCESSKEY` and `..._SECRETKEY`.
+#[derive(Debug, Serialize)]
+pub struct S3 {
+    /// Bucket.
+    pub bucket: String,
+    /// Region.
+    pub region: String,
+    /// Endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regionendpoint: Option<String>,
+    /// Path-style.
+    pub forcepathstyle: bool,
+    /// Prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootdirectory: Option<String>,
+}
+
+/// `{ enabled: bool }`.
+#[derive(Debug, Default, Serialize)]
+pub struct Enabled {
+    /// Enabled.
+    pub enabled: bool,
+}
+
+/// `storage.maintenance`.
+#[derive(Debug, Default, Serialize)]
+pub struct Maintenance {
+    /// Upload purging.
+    pub uploadpurging: UploadPurging,
+}
+
+/// `storage.maintenance.uploadpurging`.
+#[derive(Debug, Serialize)]
+pub struct UploadPurging {
+    /// Enabled.
+    pub enabled: bool,
+    /// Age of stale uploads.
+    pub age: &'static str,
+    /// Interval.
+    pub interval: &'static str,
+    /// Dry run.
+    pub dryrun: bool,
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        UploadPurging { enabled: true, age: "168h", interval: "24h", dryrun: false }
+    }
+}
+
+/// `http`.
+#[derive(Debug, Serialize)]
+pub struct Http {
+    /// Listen address.
+    pub addr: String,
+    /// Advertised base URL.
+    pub host: String,
+    /// TLS pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// Debug listener.
+    pub debug: Debug,
+    /// Drain timeout on shutdown.
+    pub draintimeout: &'static str,
+}
+
+/// `http.tls`.
+#[derive(Debug, Serialize)]
+pub struct Tls {
+    /// Certificate file.
+    pub certificate: String,
+    /// Key file.
+    pub key: String,
+}
+
+/// `http.debug`.
+#[derive(Debug, Serialize)]
+pub struct Debug {
+    /// Address.
+    pub addr: String,
+    /// Prometheus.
+    pub prometheus: Prometheus,
+}
+
+/// `http.debug.prometheus`.
+#[derive(Debug, Serialize)]
+pub struct Prometheus {
+    /// Enabled.
+    pub enabled: bool,
+    /// Path.
+    pub path: &'static str,
+}
+
+/// `auth`.
+#[derive(Debug, Serialize)]
+pub struct AuthConfig {
+    /// htpasswd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub htpasswd: Option<Htpasswd>,
+    /// token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Token>,
+}
+
+/// `auth.htpasswd`.
+#[derive(Debug, Serialize)]
+pub struct Htpasswd {
+    /// Realm.
+    pub realm: String,
+    /// File.
+    pub path: String,
+}
+
+/// `auth.token`.
+#[derive(Debug, Serialize)]
+pub struct Token {
+    /// Realm URL.
+    pub realm: String,
+    /// Service (audience).
+    pub service: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Bundle file (external tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootcertbundle: Option<String>,
+    /// Built-in token service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<Builtin>,
+}
+
+/// `auth.token.builtin`.
+#[derive(Debug, Serialize)]
+pub struct Builtin {
+    /// Signing key file.
+    pub signingkey: String,
+    /// Users htpasswd file.
+    pub users: String,
+    /// Access rules file.
+    pub access: String,
+    /// Token lifetime.
+    pub expiration: String,
+}
+
+/// `proxy`.
+#[derive(Debug, Serialize)]
+pub struct ProxyConfig {
+    /// Tag revalidation interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Upstreams.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Cache bound, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxsize: Option<u64>,
+}
+
+/// `proxy.upstreams[]`.
+#[derive(Debug, Serialize)]
+pub struct UpstreamConfig {
+    /// Host as clients write it.
+    pub name: String,
+    /// API URL.
+    pub url: String,
+    /// User name file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usernamefile: Option<String>,
+    /// Password file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passwordfile: Option<String>,
+}
+
+/// Directory holding the credential files of one upstream.
+pub fn upstream_dir(name: &str) -> String {
+    format!("{}/{}", paths::UPSTREAMS_DIR, name)
+}
+
+/// Builds config.yml.
+pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
+    let storage = StorageConfig {
+        filesystem: match &v.storage {
+            Storage::Claim { .. } | Storage::EmptyDir { .. } => {
+                Some(Filesystem { rootdirectory: paths::STORAGE_ROOT.into() })
+            }
+            Storage::S3 { .. } => None,
+        },
+        s3: match &v.storage {
+            Storage::S3 { bucket, region, endpoint, force_path_style, root_directory, .. } => Some(S3 {
+                bucket: bucket.clone(),
+                region: region.clone(),
+                regionendpoint: endpoint.clone(),
+                forcepathstyle: *force_path_style,
+                rootdirectory: root_directory.clone(),
+            }),
+            _ => None,
+        },
+        delete: Enabled { enabled: v.delete_enabled },
+        maintenance: Maintenance::default(),
+    };
+    let http = Http {
+        addr: format!(":{}", names::REGISTRY_CONTAINER_PORT),
+        host: v.endpoint.url.clone(),
+        tls: v.tls_secret.as_ref().map(|_| Tls {
+            certificate: format!("{}/{}", paths::TLS_DIR, names::TLS_CERT_KEY),
+            key: format!("{}/{}", paths::TLS_DIR, names::SIGNING_KEY_KEY),
+        }),
+        debug: Debug {
+            addr: format!(":{}", names::DEBUG_CONTAINER_PORT),
+            prometheus: Prometheus { enabled: true, path: "/metrics" },
+        },
+        draintimeout: "30s",
+    };
+    let auth = match &v.auth {
+        Auth::None => None,
+        Auth::Htpasswd { realm, .. } => Some(AuthConfig {
+            htpasswd: Some(Htpasswd {
+                realm: realm.clone(),
+                path: format!("{}/{}", paths::HTPASSWD_DIR, names::DEFAULT_HTPASSWD_KEY),
+            }),
+            token: None,
+        }),
+        Auth::Token(t) => Some(AuthConfig {
+            htpasswd: None,
+            token: Some(Token {
+                realm: v.endpoint.realm.clone(),
+                service: v.endpoint.host.clone(),
+                issuer: t.issuer.clone(),
+                rootcertbundle: None,
+                builtin: Some(Builtin {
+                    signingkey: format!("{}/{}", paths::TOKEN_KEY_DIR, names::SIGNING_KEY_KEY),
+                    users: format!("{}/{}", paths::USERS_DIR, names::DEFAULT_HTPASSWD_KEY),
+                    access: format!("{}/{}", paths::ACCESS_DIR, names::ACCESS_KEY),
+                    expiration: t.expiration.clone(),
+                }),
+            }),
+        }),
+        Auth::External { realm, service, issuer, .. } => Some(AuthConfig {
+            htpasswd: None,
+            token: Some(Token {
+                realm: realm.clone(),
+                service: service.clone(),
+                issuer: issuer.clone(),
+                rootcertbundle: Some(format!("{}/{}", paths::TOKEN_BUNDLE_DIR, names::DEFAULT_BUNDLE_KEY)),
+                builtin: None,
+            }),
+        }),
+    };
+    let proxy = v.proxy.as_ref().map(|p| ProxyConfig {
+        ttl: p.ttl.clone(),
+        upstreams: p
+            .upstreams
+            .iter()
+            .map(|u| UpstreamConfig {
+                name: u.name.clone(),
+                url: u.url.clone(),
+                usernamefile: u.credentials.as_ref().map(|_| format!("{}/username", upstream_dir(&u.name))),
+                passwordfile: u.credentials.as_ref().map(|_| format!("{}/password", upstream_dir(&u.name))),
+            })
+            .collect(),
+        maxsize: p.max_size_bytes,
+    });
+    RegistryConfig {
+        version: "0.1".into(),
+        log: Log { level: v.log_level, formatter: "json" },
+        storage,
+        http,
+        auth,
+        proxy,
+    }
+}
+
+/// access.yml.
+#[derive(Debug, Serialize)]
+pub struct AccessFile {
+    /// Groups.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Rules.
+    pub rules: Vec<AccessRuleOut>,
+}
+
+/// One rule of access.yml.
+#[derive(Debug, Serialize)]
+pub struct AccessRuleOut {
+    /// Glob.
+    pub repository: String,
+    /// Users.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Anonymous.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// Actions.
+    pub actions: Vec<RepositoryAction>,
+}
+
+/// Builds access.yml, when the built-in token service is configured.
+pub fn build_access_file(v: &ValidatedRegistry) -> Option<AccessFile> {
+    let Auth::Token(t) = &v.auth else { return None };
+    Some(AccessFile {
+        groups: t.groups.clone(),
+        rules: t
+            .rules
+            .iter()
+            .map(|r| AccessRuleOut {
+                repository: r.repository.clone(),
+                users: r.users.clone(),
+                groups: r.groups.clone(),
+                anonymous: r.anonymous,
+                actions: r.actions.clone(),
+            })
+            .collect(),
+    })
+}

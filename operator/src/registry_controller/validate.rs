@@ -1,0 +1,749 @@
+//! Step 2: spec + dereferenced objects + operator settings → [`ValidatedRegistry`].
+//!
+//! Synchronous and pure. User errors live here: a missing or malformed
+//! Secret, conflicting fields. [`ValidatedRegistry`] is the single input of
+//! the builders; after this step nothing reads the raw resource except for
+//! its owner reference.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::crd::mirror::UpstreamCredentials;
+use crate::crd::{AccessMode, LogLevel, RepositoryAction, S3Credentials, ServiceType};
+use crate::names::{self, ChildNames, Endpoint, EndpointInput, OwnerKind};
+use crate::settings::Settings;
+
+use super::common::CommonSpec;
+use super::dereference::{Dereferenced, SecretState};
+
+/// Everything the builders need, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedRegistry {
+    /// Registry or RegistryMirror.
+    pub kind: OwnerKind,
+    /// Child names.
+    pub names: ChildNames,
+    /// Namespace of the resource and its children.
+    pub namespace: String,
+    /// Owner reference every child carries.
+    pub owner: OwnerReference,
+    /// Advertised host, URL and realm.
+    pub endpoint: Endpoint,
+    /// Pod settings.
+    pub pods: Pods,
+    /// Registry log level.
+    pub log_level: LogLevel,
+    /// Storage.
+    pub storage: Storage,
+    /// Client auth.
+    pub auth: Auth,
+    /// The Service.
+    pub service: Service,
+    /// The Ingress.
+    pub ingress: Option<Ingress>,
+    /// The registry's own TLS Secret.
+    pub tls_secret: Option<String>,
+    /// Peers admitted by the NetworkPolicy, when there is one.
+    pub network_policy: Option<Vec<NetworkPolicyPeer>>,
+    /// `storage.delete.enabled`.
+    pub delete_enabled: bool,
+    /// Cron schedule of garbage collection.
+    pub gc_schedule: Option<String>,
+    /// The generated `http.secret`.
+    pub http_secret: String,
+    /// Proxy (mirror) settings.
+    pub proxy: Option<Proxy>,
+    /// `nodeAccess.enabled` (the node-side wiring is built by a later issue).
+    pub node_access: bool,
+}
+
+/// Pod settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pods {
+    /// Replicas.
+    pub replicas: i32,
+    /// Image.
+    pub image: String,
+    /// Resources.
+    pub resources: Option<ResourceRequirements>,
+    /// Node selector.
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// Affinity.
+    pub affinity: Option<Affinity>,
+    /// Extra pod annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Storage, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    /// A claim mounted at the storage root.
+    Claim {
+        /// Name of the claim.
+        claim_name: String,
+        /// The claim to create, unless it is the user's own.
+        create: Option<NewClaim>,
+        /// Whether several pods may mount it at once (ReadWriteMany).
+        shared: bool,
+    },
+    /// An emptyDir.
+    EmptyDir {
+        /// Size limit.
+        size_limit: Option<Quantity>,
+    },
+    /// An S3 bucket.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Region.
+        region: String,
+        /// Endpoint URL.
+        endpoint: Option<String>,
+        /// Path-style addressing.
+        force_path_style: bool,
+        /// Prefix in the bucket.
+        root_directory: Option<String>,
+        /// Credentials Secret.
+        credentials: Option<S3Credentials>,
+    },
+}
+
+impl Storage {
+    /// Whether pods can be replaced one at a time (several mount the storage at once).
+    pub fn allows_rolling_update(&self) -> bool {
+        match self {
+            Storage::Claim { shared, .. } => *shared,
+            Storage::EmptyDir { .. } | Storage::S3 { .. } => true,
+        }
+    }
+}
+
+/// A claim the operator creates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewClaim {
+    /// Requested size.
+    pub size: Quantity,
+    /// StorageClass.
+    pub storage_class_name: Option<String>,
+    /// Access modes.
+    pub access_modes: Vec<String>,
+    /// Keep it when the resource is deleted (no owner reference).
+    pub retain: bool,
+}
+
+/// Client auth, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Auth {
+    /// Anyone may pull and push.
+    None,
+    /// Basic auth against a mounted htpasswd Secret.
+    Htpasswd {
+        /// Secret name.
+        secret: String,
+        /// Key in the Secret.
+        key: String,
+        /// Basic realm.
+        realm: String,
+    },
+    /// The built-in token service.
+    Token(Box<TokenService>),
+    /// Tokens from an external service.
+    External {
+        /// Realm URL.
+        realm: String,
+        /// Service (audience).
+        service: String,
+        /// Issuer.
+        issuer: String,
+        /// Secret with the bundle.
+        bundle_secret: String,
+        /// Key in the Secret.
+        bundle_key: String,
+    },
+}
+
+impl Auth {
+    /// Whether clients must authenticate.
+    pub fn is_configured(&self) -> bool {
+        !matches!(self, Auth::None)
+    }
+}
+
+/// The built-in token service, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenService {
+    /// Secret with the users' htpasswd.
+    pub users_secret: String,
+    /// Key in that Secret.
+    pub users_key: String,
+    /// Groups, by name.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Access rules.
+    pub rules: Vec<AccessRule>,
+    /// Token issuer.
+    pub issuer: String,
+    /// Token lifetime.
+    pub expiration: String,
+    /// The signing key, PEM.
+    pub signing_key_pem: String,
+}
+
+/// One access rule, as access.yml writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessRule {
+    /// Repository glob.
+    pub repository: String,
+    /// Users.
+    pub users: Vec<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Anonymous access.
+    pub anonymous: bool,
+    /// Actions.
+    pub actions: Vec<RepositoryAction>,
+}
+
+/// The Service, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    /// Type.
+    pub type_: ServiceType,
+    /// Port.
+    pub port: i32,
+    /// Node port.
+    pub node_port: Option<i32>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The Ingress, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ingress {
+    /// Host.
+    pub host: String,
+    /// IngressClass.
+    pub class_name: Option<String>,
+    /// TLS Secret.
+    pub tls_secret_name: Option<String>,
+    /// Annotations, the operator's merged with the user's.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Mirror settings, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proxy {
+    /// Tag revalidation interval.
+    pub ttl: Option<String>,
+    /// Cache bound in bytes.
+    pub max_size_bytes: Option<u64>,
+    /// Upstreams.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One upstream, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upstream {
+    /// Host as clients write it.
+    pub name: String,
+    /// API URL.
+    pub url: String,
+    /// Credentials Secret.
+    pub credentials: Option<UpstreamCredentials>,
+}
+
+/// A user error: the spec, or what it refers to, cannot work as it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A referenced Secret does not exist.
+    #[error("Secret {name} does not exist (referenced by {field})")]
+    SecretMissing {
+        /// Secret name.
+        name: String,
+        /// The spec field that names it.
+        field: String,
+    },
+    /// A referenced Secret lacks a key.
+    #[error("Secret {name} has no key {key} (referenced by {field})")]
+    SecretKeyMissing {
+        /// Secret name.
+        name: String,
+        /// Missing key.
+        key: String,
+        /// The spec field.
+        field: String,
+    },
+    /// The htpasswd content is malformed.
+    #[error("Secret {name} key {key}: line {line}: {problem}")]
+    MalformedHtpasswd {
+        /// Secret name.
+        name: String,
+        /// Key.
+        key: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Conflicting or impossible fields.
+    #[error("{0}")]
+    InvalidSpec(String),
+}
+
+impl Error {
+    /// The condition reason (and event reason) for this error.
+    pub fn reason(&self) -> &'static str {
+        use crate::crd::conditions::reasons;
+        match self {
+            Error::SecretMissing { .. } => reasons::SECRET_MISSING,
+            Error::SecretKeyMissing { .. } | Error::MalformedHtpasswd { .. } => reasons::SECRET_INVALID,
+            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+        }
+    }
+
+    /// Whether the error can clear without a change to the resource (a Secret may appear or be fixed).
+    pub fn depends_on_other_objects(&self) -> bool {
+        !matches!(self, Error::InvalidSpec(_))
+    }
+}
+
+/// Identity of the resource being validated.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Kind.
+    pub kind: OwnerKind,
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Owner reference for children.
+    pub owner: OwnerReference,
+}
+
+/// Validates the shared part of a spec. The mirror adds its `proxy` afterwards.
+pub fn validate(
+    id: &Identity,
+    spec: &CommonSpec<'_>,
+    deref: &Dereferenced,
+    settings: &Settings,
+) -> Result<ValidatedRegistry, Error> {
+    let names = ChildNames::new(&id.name);
+    if spec.replicas < 0 {
+        return Err(Error::InvalidSpec(format!("replicas must not be negative, got {}", spec.replicas)));
+    }
+    let storage = validate_storage(spec, &names, deref)?;
+    if spec.replicas > 1 && !storage.allows_rolling_update() {
+        return Err(Error::InvalidSpec(
+            "storage: more than one replica needs shared storage (s3, or a filesystem claim with accessModes \
+             [ReadWriteMany]); a ReadWriteOnce claim mounts on one node only"
+                .into(),
+        ));
+    }
+    if spec.replicas > 1 && matches!(storage, Storage::EmptyDir { .. }) {
+        return Err(Error::InvalidSpec("storage.emptyDir is local to each pod; use replicas: 1".into()));
+    }
+
+    let service = validate_service(spec)?;
+    let ingress = validate_ingress(spec)?;
+    if let Some(tls) = spec.tls {
+        require_key(deref, &tls.secret_name, names::TLS_CERT_KEY, "tls.secretName")?;
+        require_key(deref, &tls.secret_name, names::SIGNING_KEY_KEY, "tls.secretName")?;
+    }
+    let endpoint = names::endpoint(&EndpointInput {
+        service: &names.service(),
+        namespace: &id.namespace,
+        cluster_domain: &settings.cluster_domain,
+        port: service.port,
+        registry_tls: spec.tls.is_some(),
+        ingress: ingress.as_ref().map(|i| (i.host.as_str(), i.tls_secret_name.is_some())),
+    });
+    let auth = validate_auth(id, spec, deref)?;
+    let gc_schedule = spec.garbage_collection.map(|g| g.schedule.trim().to_string());
+    if let Some(s) = &gc_schedule
+        && !valid_schedule(s)
+    {
+        return Err(Error::InvalidSpec(format!(
+            "garbageCollection.schedule `{s}` is not a cron schedule with five fields"
+        )));
+    }
+    Ok(ValidatedRegistry {
+        kind: id.kind,
+        names,
+        namespace: id.namespace.clone(),
+        owner: id.owner.clone(),
+        endpoint,
+        pods: Pods {
+            replicas: spec.replicas,
+            image: spec.image.map(str::trim).filter(|i| !i.is_empty()).unwrap_or(&settings.default_image).to_string(),
+            resources: spec.resources.cloned(),
+            node_selector: spec.node_selector.clone(),
+            tolerations: spec.tolerations.to_vec(),
+            affinity: spec.affinity.cloned(),
+            annotations: spec.pod_annotations.clone(),
+        },
+        log_level: spec.log_level,
+        storage,
+        auth,
+        service,
+        ingress,
+        tls_secret: spec.tls.map(|t| t.secret_name.clone()),
+        network_policy: spec.network_policy.filter(|n| n.enabled).map(|n| n.from.clone()),
+        delete_enabled: spec.delete_enabled,
+        gc_schedule,
+        http_secret: deref.generated.http_secret.clone(),
+        proxy: None,
+        node_access: spec.node_access.is_some_and(|n| n.enabled),
+    })
+}
+
+fn validate_storage(spec: &CommonSpec<'_>, names: &ChildNames, deref: &Dereferenced) -> Result<Storage, Error> {
+    let s = spec.storage;
+    let kinds = [s.filesystem.is_some(), s.empty_dir.is_some(), s.s3.is_some()].iter().filter(|x| **x).count();
+    if kinds != 1 {
+        return Err(Error::InvalidSpec("storage: set exactly one of filesystem, emptyDir and s3".into()));
+    }
+    if let Some(fs) = &s.filesystem {
+        return match (&fs.existing_claim, &fs.size) {
+            (Some(claim), None) => {
+                if fs.storage_class_name.is_some() || fs.access_modes.is_some() {
+                    return Err(Error::InvalidSpec(
+                        "storage.filesystem: storageClassName and accessModes cannot be set with existingClaim".into(),
+                    ));
+                }
+                Ok(Storage::Claim { claim_name: claim.clone(), create: None, shared: false })
+            }
+            (None, Some(size)) => {
+                let modes = fs.access_modes.clone().unwrap_or_else(|| vec![AccessMode::ReadWriteOnce]);
+                if modes.is_empty() {
+                    return Err(Error::InvalidSpec("storage.filesystem.accessModes must not be empty".into()));
+                }
+                let shared = modes.contains(&AccessMode::ReadWriteMany);
+                Ok(Storage::Claim {
+                    claim_name: names.pvc(),
+                    create: Some(NewClaim {
+                        size: size.clone(),
+                        storage_class_name: fs.storage_class_name.clone(),
+                        access_modes: modes.iter().map(|m| format!("{m:?}")).collect(),
+                        retain: fs.retain_on_delete,
+                    }),
+                    shared,
+                })
+            }
+            _ => Err(Error::InvalidSpec(
+                "storage.filesystem: set size (for a claim the operator creates) or existingClaim, not both".into(),
+            )),
+        };
+    }
+    if let Some(e) = &s.empty_dir {
+        return Ok(Storage::EmptyDir { size_limit: e.size_limit.clone() });
+    }
+    let Some(s3) = &s.s3 else {
+        return Err(Error::InvalidSpec("storage: set exactly one of filesystem, emptyDir and s3".into()));
+    };
+    if s3.bucket.trim().is_empty() || s3.region.trim().is_empty() {
+        return Err(Error::InvalidSpec("storage.s3: bucket and region are required".into()));
+    }
+    if let Some(c) = &s3.credentials {
+        require_key(deref, &c.secret_name, &c.access_key_id_key, "storage.s3.credentials")?;
+        require_key(deref, &c.secret_name, &c.secret_access_key_key, "storage.s3.credentials")?;
+    }
+    Ok(Storage::S3 {
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        endpoint: s3.endpoint.clone(),
+        force_path_style: s3.force_path_style,
+        root_directory: s3.root_directory.clone(),
+        credentials: s3.credentials.clone(),
+    })
+}
+
+fn validate_service(spec: &CommonSpec<'_>) -> Result<Service, Error> {
+    let s = spec.service;
+    if !(1..=65535).contains(&s.port) {
+        return Err(Error::InvalidSpec(format!("service.port {} is not a port", s.port)));
+    }
+    if s.node_port.is_some() && s.type_ == ServiceType::ClusterIP {
+        return Err(Error::InvalidSpec("service.nodePort needs type NodePort or LoadBalancer".into()));
+    }
+    Ok(Service { type_: s.type_, port: s.port, node_port: s.node_port, annotations: s.annotations.clone() })
+}
+
+fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
+    let Some(i) = spec.ingress else { return Ok(None) };
+    let host = i.host.trim().to_ascii_lowercase();
+    if !is_dotted_dns_name(&host) {
+        return Err(Error::InvalidSpec(format!(
+            "ingress.host `{host}` must be a fully qualified DNS name with at least one dot: docker reads a bare \
+             name as a Docker Hub namespace"
+        )));
+    }
+    let mut annotations = BTreeMap::from([(
+        names::ANNOTATION_NGINX_BODY_SIZE.to_string(),
+        i.max_body_size.clone().unwrap_or_else(|| "0".into()),
+    )]);
+    if spec.tls.is_some() {
+        annotations.insert(names::ANNOTATION_NGINX_BACKEND_PROTOCOL.into(), "HTTPS".into());
+    }
+    annotations.extend(i.annotations.clone());
+    Ok(Some(Ingress {
+        host,
+        class_name: i.class_name.clone(),
+        tls_secret_name: i.tls_secret_name.clone(),
+        annotations,
+    }))
+}
+
+fn validate_auth(id: &Identity, spec: &CommonSpec<'_>, deref: &Dereferenced) -> Result<Auth, Error> {
+    let Some(a) = spec.auth else { return Ok(Auth::None) };
+    let kinds = [a.htpasswd.is_some(), a.token.is_some(), a.external_token.is_some()].iter().filter(|x| **x).count();
+    if kinds > 1 {
+        return Err(Error::InvalidSpec("auth: set at most one of htpasswd, token and externalToken".into()));
+    }
+    if let Some(h) = &a.htpasswd {
+        let key = h.secret.key.clone().unwrap_or_else(|| names::DEFAULT_HTPASSWD_KEY.into());
+        check_htpasswd(deref, &h.secret.secret_name, &key, "auth.htpasswd.secret")?;
+        return Ok(Auth::Htpasswd {
+            secret: h.secret.secret_name.clone(),
+            key,
+            realm: h.realm.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "wharf".into()),
+        });
+    }
+    if let Some(t) = &a.token {
+        let key = t.users.key.clone().unwrap_or_else(|| names::DEFAULT_HTPASSWD_KEY.into());
+        check_htpasswd(deref, &t.users.secret_name, &key, "auth.token.users")?;
+        let groups = t.groups.clone().unwrap_or_default();
+        let mut rules = Vec::new();
+        for (i, r) in t.rules.iter().flatten().enumerate() {
+            for g in r.groups.iter().flatten() {
+                if !groups.contains_key(g) {
+                    return Err(Error::InvalidSpec(format!(
+                        "auth.token.rules[{i}]: group `{g}` is not defined under auth.token.groups"
+                    )));
+                }
+            }
+            if r.repository.trim().is_empty() {
+                return Err(Error::InvalidSpec(format!("auth.token.rules[{i}].repository is empty")));
+            }
+            rules.push(AccessRule {
+                repository: r.repository.clone(),
+                users: r.users.clone().unwrap_or_default(),
+                groups: r.groups.clone().unwrap_or_default(),
+                anonymous: r.anonymous.unwrap_or(false),
+                actions: r.actions.clone(),
+            });
+        }
+        let signing_key = deref
+            .generated
+            .signing_key
+            .as_ref()
+            .ok_or_else(|| Error::InvalidSpec("internal: the token signing key was not generated".into()))?;
+        return Ok(Auth::Token(Box::new(TokenService {
+            users_secret: t.users.secret_name.clone(),
+            users_key: key,
+            groups,
+            rules,
+            issuer: t.issuer.clone().unwrap_or_else(|| format!("wharf.dev/{}/{}", id.namespace, id.name)),
+            expiration: t.expiration.clone().unwrap_or_else(|| "5m".into()),
+            signing_key_pem: signing_key.pem.clone(),
+        })));
+    }
+    if let Some(e) = &a.external_token {
+        check_realm(&e.realm)?;
+        let key = e.root_cert_bundle.key.clone().unwrap_or_else(|| names::DEFAULT_BUNDLE_KEY.into());
+        require_key(deref, &e.root_cert_bundle.secret_name, &key, "auth.externalToken.rootCertBundle")?;
+        return Ok(Auth::External {
+            realm: e.realm.clone(),
+            service: e.service.clone(),
+            issuer: e.issuer.clone(),
+            bundle_secret: e.root_cert_bundle.secret_name.clone(),
+            bundle_key: key,
+        });
+    }
+    Ok(Auth::None)
+}
+
+/// Refuses a realm that only works on some machines (seed 000).
+fn check_realm(realm: &str) -> Result<(), Error> {
+    let rest = realm
+        .strip_prefix("https://")
+        .or_else(|| realm.strip_prefix("http://"))
+        .ok_or_else(|| Error::InvalidSpec(format!("auth.externalToken.realm `{realm}` must be an http(s) URL")))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_string()
+    };
+    let host = host.to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "[::1]" {
+        return Err(Error::InvalidSpec(format!(
+            "auth.externalToken.realm `{realm}` is on the loopback address: every client would look for the \
+             token service on its own machine"
+        )));
+    }
+    if !host.contains('.') && !host.starts_with('[') {
+        return Err(Error::InvalidSpec(format!(
+            "auth.externalToken.realm `{realm}` names a bare host `{host}`, which resolves only in some places; \
+             use a fully qualified name"
+        )));
+    }
+    Ok(())
+}
+
+fn secret_of<'d>(deref: &'d Dereferenced, name: &str, field: &str) -> Result<&'d SecretState, Error> {
+    match deref.secrets.get(name) {
+        None | Some(SecretState::Missing) => {
+            Err(Error::SecretMissing { name: name.to_string(), field: field.to_string() })
+        }
+        Some(s) => Ok(s),
+    }
+}
+
+fn require_key(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
+    match secret_of(deref, name, field)? {
+        SecretState::Present(data) if !data.contains_key(key) => {
+            Err(Error::SecretKeyMissing { name: name.to_string(), key: key.to_string(), field: field.to_string() })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_htpasswd(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
+    require_key(deref, name, key, field)?;
+    if let SecretState::Present(data) = secret_of(deref, name, field)?
+        && let Some(content) = data.get(key)
+    {
+        parse_htpasswd(content).map_err(|(line, problem)| Error::MalformedHtpasswd {
+            name: name.to_string(),
+            key: key.to_string(),
+            line,
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks htpasswd content: `user:bcrypt-hash` lines (as `htpasswd -B` writes
+/// them), blank lines and `#` comments. Returns the user names.
+pub fn parse_htpasswd(content: &[u8]) -> Result<Vec<String>, (usize, String)> {
+    let text = std::str::from_utf8(content).map_err(|_| (0, "not UTF-8 text".to_string()))?;
+    let mut users = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, hash)) = line.split_once(':') else {
+            return Err((i + 1, "expected `user:hash`".into()));
+        };
+        if user.is_empty() {
+            return Err((i + 1, "empty user name".into()));
+        }
+        let bcrypt = ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p)) && hash.len() == 60;
+        if !bcrypt {
+            return Err((i + 1, format!("the hash of user `{user}` is not bcrypt; create entries with `htpasswd -B`")));
+        }
+        users.push(user.to_string());
+    }
+    if users.is_empty() {
+        return Err((0, "no users".into()));
+    }
+    Ok(users)
+}
+
+fn is_dotted_dns_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.contains('.')
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn valid_schedule(s: &str) -> bool {
+    s.starts_with('@') || s.split_whitespace().count() == 5
+}
+
+/// Parses a Kubernetes quantity into bytes (`50Gi`, `500M`, `1073741824`).
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" => 1000,
+        "M" => 1000u64.pow(2),
+        "G" => 1000u64.pow(3),
+        "T" => 1000u64.pow(4),
+        "P" => 1000u64.pow(5),
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    Some((value * multiplier as f64).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BCRYPT: &str = "$2y$05$abcdefghijklmnopqrstuu5BXn5JmRw9VdMSt2y/xz0t5RVhQkC3i";
+
+    #[test]
+    fn htpasswd_accepts_bcrypt_only() {
+        let good = format!("# team\nalice:{BCRYPT}\n\nbob:{BCRYPT}\n");
+        assert_eq!(parse_htpasswd(good.as_bytes()), Ok(vec!["alice".to_string(), "bob".to_string()]));
+        let md5 = "alice:$apr1$abc$0123456789abcdefghijkl\n";
+        let err = parse_htpasswd(md5.as_bytes()).expect_err("apr1 refused");
+        assert_eq!(err.0, 1);
+        assert!(err.1.contains("htpasswd -B"), "{}", err.1);
+        assert_eq!(parse_htpasswd(b"alice\n").expect_err("no colon").0, 1);
+        assert_eq!(parse_htpasswd(b"\n# only comments\n").expect_err("empty").1, "no users");
+    }
+
+    #[test]
+    fn realms_that_work_on_one_machine_only_are_refused() {
+        for bad in
+            ["http://localhost/service/token", "https://127.0.0.1:5001/auth", "http://auth:5001/token", "ftp://a.b/"]
+        {
+            assert!(check_realm(bad).is_err(), "{bad}");
+        }
+        for good in
+            ["https://auth.example.com/token", "http://10.1.2.3:5001/auth", "https://harbor.corp.example/service/token"]
+        {
+            assert_eq!(check_realm(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity_bytes("50Gi"), Some(50 << 30));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+        assert_eq!(quantity_bytes("1073741824"), Some(1 << 30));
+        assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
+        assert_eq!(quantity_bytes("12parsecs"), None);
+    }
+
+    #[test]
+    fn dotted_names() {
+        assert!(is_dotted_dns_name("registry.example.com"));
+        assert!(!is_dotted_dns_name("registry"));
+        assert!(!is_dotted_dns_name("Registry.example.com"));
+        assert!(!is_dotted_dns_name("a..b"));
+    }
+}

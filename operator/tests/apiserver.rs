@@ -1,0 +1,274 @@
+//! Integration tests against a real kube-apiserver (and, for garbage
+//! collection, kube-controller-manager), e.g. from `e2e/cluster/apiserver.sh
+//! start --with-controller-manager`.
+//!
+//! Run with
+//!   WHARF_KUBECONFIG=/path/to/kubeconfig cargo test -p wharf-operator --features apiserver-tests --test apiserver
+//! Without `WHARF_KUBECONFIG` every test fails with a message saying so. The
+//! cargo feature keeps them out of a plain `cargo test --workspace`.
+//!
+//! Each test works in its own namespace and runs the controllers in-process
+//! (no leader election, no image: the Deployments never get pods, which is
+//! enough to check children, owner references, drift repair and status).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::json;
+
+use wharf_operator::context::Context;
+use wharf_operator::controller::{self, Scope};
+use wharf_operator::crd::{Registry, RegistryMirror};
+use wharf_operator::leader::{Attempt, LeaderElector, LeaseConfig};
+use wharf_operator::metrics::Metrics;
+use wharf_operator::names::ANNOTATION_CONFIG_HASH;
+use wharf_operator::settings::Settings;
+
+const BCRYPT_LINE: &str = "alice:$2y$05$4HZQUV/ziBUV6HmKTnyECu0UDtAjcA.AZnsqvtk9GmFyLyplr0jRG\n";
+
+async fn client() -> Client {
+    let path = std::env::var("WHARF_KUBECONFIG").unwrap_or_else(|_| {
+        panic!(
+            "WHARF_KUBECONFIG is not set: these tests need a real kube-apiserver. Start one with \
+             `e2e/cluster/apiserver.sh start --with-controller-manager` and set WHARF_KUBECONFIG to the kubeconfig \
+             it prints"
+        )
+    });
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
+    Client::try_from(config).expect("client")
+}
+
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [Registry::crd(), RegistryMirror::crd()] {
+        api.patch(&crd.name_any(), &PatchParams::apply("wharf-tests").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused CRD {}: {e}", crd.name_any()));
+    }
+    // Wait until both are established and served.
+    for _ in 0..100 {
+        let ok = Api::<Registry>::all(client.clone()).list(&Default::default()).await.is_ok()
+            && Api::<RegistryMirror>::all(client.clone()).list(&Default::default()).await.is_ok();
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("CRDs not served after 10s");
+}
+
+async fn namespace(client: &Client, name: &str) -> String {
+    let ns = format!("{name}-{}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let obj = Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("creating namespace {ns}: {e}"),
+    }
+    ns
+}
+
+/// Starts the controllers for one namespace; dropping the guard stops them.
+struct Controllers(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+fn start_controllers(client: &Client, ns: &str) -> Controllers {
+    let settings = Settings { cluster_domain: "cluster.local".into(), default_image: "wharf-registry:test".into() };
+    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(controller::run(ctx, vec![Scope::Namespace(ns.to_string())], rx));
+    Controllers(tx)
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after 30s waiting for: {what}");
+}
+
+fn registry_yaml(name: &str, users_secret: &str) -> Registry {
+    serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": name},
+        "spec": {
+            "storage": {"emptyDir": {}},
+            "auth": {"token": {"users": {"secretName": users_secret},
+                "rules": [{"repository": "{user}/**", "users": ["*"], "actions": ["pull", "push"]}]}}
+        }
+    }))
+    .expect("registry")
+}
+
+async fn create_users_secret(client: &Client, ns: &str, name: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        string_data: Some([("htpasswd".to_string(), BCRYPT_LINE.to_string())].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await.expect("secret");
+}
+
+fn condition(r: &Registry, type_: &str) -> Option<(String, String)> {
+    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+async fn crds_install_and_cel_rejects_bad_specs_with_readable_messages() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-cel").await;
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    let bad = serde_json::from_value::<Registry>(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "bad"},
+        "spec": {"replicas": 2, "storage": {"emptyDir": {}}}
+    }))
+    .expect("registry");
+    let err = api.create(&PostParams::default(), &bad).await.expect_err("rejected");
+    assert!(err.to_string().contains("emptyDir is local to each pod"), "{err}");
+
+    let mirrors: Api<RegistryMirror> = Api::namespaced(client.clone(), &ns);
+    let leaky = serde_json::from_value::<RegistryMirror>(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "RegistryMirror", "metadata": {"name": "leaky"},
+        "spec": {"upstreams": [{"name": "docker.io", "url": "https://registry-1.docker.io",
+            "credentials": {"secretName": "hub"}}], "storage": {"emptyDir": {}}}
+    }))
+    .expect("mirror");
+    let err = mirrors.create(&PostParams::default(), &leaky).await.expect_err("rejected");
+    assert!(err.to_string().contains("upstream credentials need client auth"), "{err}");
+}
+
+#[tokio::test]
+async fn children_owned_drift_repaired_config_rolls_and_secret_wakes_degraded() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-reconcile").await;
+    let _controllers = start_controllers(&client, &ns);
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+
+    // Missing users Secret: Degraded with SecretMissing.
+    api.create(&PostParams::default(), &registry_yaml("reg", "reg-users")).await.expect("create");
+    eventually("Degraded/SecretMissing", || async {
+        let r = api.get("reg").await.ok()?;
+        (condition(&r, "Degraded") == Some(("True".into(), "SecretMissing".into()))).then_some(())
+    })
+    .await;
+
+    // The Secret appears: the children are created without touching the Registry.
+    create_users_secret(&client, &ns, "reg-users").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment =
+        eventually("Deployment created", || async { deployments.get_opt("reg").await.ok().flatten() }).await;
+    let owner = deployment.owner_references().first().cloned().expect("owner reference");
+    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Registry", "reg", Some(true)));
+    for cm in ["reg-config", "reg-access"] {
+        let c = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(cm).await.expect(cm);
+        assert_eq!(c.owner_references().first().map(|o| o.name.as_str()), Some("reg"));
+    }
+    let r = eventually("status.host", || async {
+        let r = api.get("reg").await.ok()?;
+        r.status.as_ref()?.host.clone().map(|_| r)
+    })
+    .await;
+    let status = r.status.clone().expect("status");
+    assert_eq!(status.host.as_deref(), Some(format!("reg.{ns}.svc.cluster.local:5000").as_str()));
+    assert_eq!(status.realm.as_deref(), Some(format!("http://reg.{ns}.svc.cluster.local:5000/auth/token").as_str()));
+    assert_eq!(condition(&r, "Degraded").map(|c| c.0), Some("False".into()));
+
+    // An edit changes config.yml, so the hash changes and the pod template rolls.
+    let hash = |d: &Deployment| {
+        d.spec.as_ref()?.template.metadata.as_ref()?.annotations.as_ref()?.get(ANNOTATION_CONFIG_HASH).cloned()
+    };
+    let before = hash(&deployment).expect("hash");
+    api.patch("reg", &PatchParams::default(), &Patch::Merge(json!({"spec": {"logLevel": "debug"}})))
+        .await
+        .expect("edit");
+    eventually("config hash changes", || async {
+        let d = deployments.get("reg").await.ok()?;
+        hash(&d).filter(|h| *h != before)
+    })
+    .await;
+
+    // A deleted child is recreated.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let uid = services.get("reg").await.expect("service").uid();
+    services.delete("reg", &DeleteParams::default()).await.expect("delete service");
+    eventually("Service recreated", || async {
+        let s = services.get_opt("reg").await.ok().flatten()?;
+        (s.uid() != uid).then_some(())
+    })
+    .await;
+
+    // The generated secrets exist and stay stable.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let key = secrets.get("reg-token-key").await.expect("signing key").data;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(secrets.get("reg-token-key").await.expect("signing key").data, key);
+}
+
+#[tokio::test]
+async fn deleting_the_registry_removes_its_children() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-gc").await;
+    let _controllers = start_controllers(&client, &ns);
+    create_users_secret(&client, &ns, "gone-users").await;
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &registry_yaml("gone", "gone-users")).await.expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    eventually("Deployment created", || async { deployments.get_opt("gone").await.ok().flatten() }).await;
+    api.delete("gone", &DeleteParams::foreground()).await.expect("delete");
+    eventually("children removed by the garbage collector (needs kube-controller-manager)", || async {
+        let d = deployments.get_opt("gone").await.ok()?;
+        let c = Api::<ConfigMap>::namespaced(client.clone(), &ns).get_opt("gone-config").await.ok()?;
+        (d.is_none() && c.is_none()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lease_acquire_renew_and_step_down() {
+    let client = client().await;
+    let ns = namespace(&client, "wharf-lease").await;
+    let config = |id: &str| LeaseConfig {
+        name: "wharf-operator".into(),
+        namespace: ns.clone(),
+        identity: id.into(),
+        lease_duration: Duration::from_secs(15),
+        retry_period: Duration::from_secs(1),
+    };
+    let a = LeaderElector::new(client.clone(), config("a"));
+    let b = LeaderElector::new(client.clone(), config("b"));
+    assert_eq!(a.try_acquire_or_renew().await.expect("a"), Attempt::Leader);
+    assert_eq!(b.try_acquire_or_renew().await.expect("b"), Attempt::Follower { holder: "a".into() });
+    assert_eq!(a.try_acquire_or_renew().await.expect("a renews"), Attempt::Leader);
+    a.step_down().await.expect("step down");
+    assert_eq!(b.try_acquire_or_renew().await.expect("b takes over"), Attempt::Leader);
+    let lease = Api::<Lease>::namespaced(client.clone(), &ns).get("wharf-operator").await.expect("lease");
+    let spec = lease.spec.expect("spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+}

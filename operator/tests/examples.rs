@@ -1,0 +1,50 @@
+//! Every file in `examples/` renders (the real validate and build steps, no
+//! cluster), and the result matches its snapshot in `tests/snapshots/`.
+//! Review changes with `cargo insta review`, or accept them all with
+//! `INSTA_UPDATE=always cargo test -p wharf-operator --test examples`.
+
+use std::path::PathBuf;
+
+use wharf_operator::render::render;
+use wharf_operator::settings::Settings;
+
+fn settings() -> Settings {
+    Settings { cluster_domain: "cluster.local".into(), default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into() }
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/ exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_renders_as_its_snapshot() {
+    let files = examples();
+    assert!(files.len() >= 5, "one example per storage and auth kind, and a mirror");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read example");
+        let rendered = render(&text, "team-a", &settings()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("file name").to_string();
+        insta::assert_snapshot!(name, rendered);
+    }
+}
+
+#[test]
+fn every_example_advertises_a_fully_qualified_host() {
+    for path in examples() {
+        let text = std::fs::read_to_string(&path).expect("read example");
+        let rendered = render(&text, "team-a", &settings()).expect("renders");
+        assert!(!rendered.contains("localhost"), "{}: localhost in the output", path.display());
+        assert!(!rendered.contains("127.0.0.1"), "{}: loopback in the output", path.display());
+        for line in rendered.lines().filter(|l| l.trim_start().starts_with("host: http")) {
+            let host = line.split("://").nth(1).expect("url");
+            assert!(host.split(['/', ':']).next().is_some_and(|h| h.contains('.')), "{line}");
+        }
+    }
+}
