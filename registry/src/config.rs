@@ -37,7 +37,7 @@ pub enum ConfigError {
     Env { var: String, message: String },
 }
 
-fn key_error(path: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn key_error(path: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Key { path: path.to_string(), message: message.into() }
 }
 
@@ -104,7 +104,7 @@ impl Serialize for GoDuration {
 }
 
 /// Accepts any YAML scalar as a string (`secret: 123456` is a string in registry:2).
-fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -115,7 +115,7 @@ fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 }
 
 /// Secrets print as `<redacted>` in `config check`.
-fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),
@@ -135,8 +135,9 @@ pub struct Config {
     pub http: Http,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
+    /// Pull-through cache (issue 4): typed and validated in `crate::proxy::config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<Value>,
+    pub proxy: Option<crate::proxy::config::Proxy>,
     #[serde(default)]
     pub health: Health,
 }
@@ -544,8 +545,9 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
-        if self.proxy.is_some() {
-            return Err(key_error("proxy", "pull-through cache mode is not available in this build yet"));
+        // Pull-through cache (issue 4), including the safe-start rule of seed 004.
+        if let Some(proxy) = &self.proxy {
+            proxy.validate(self.auth.is_some())?;
         }
         Ok(())
     }

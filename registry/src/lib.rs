@@ -6,6 +6,10 @@
 //! - [`registry`]: content rules and commit order; calls `storage`.
 //! - [`storage`]: registry:2's layout over a key/bytes [`storage::Backend`].
 //!
+//! [`proxy`] (the pull-through cache) sits beside `registry`: `api::proxy`
+//! calls it for mirrored repositories, and it reads through `registry` and
+//! writes cached content into `storage`.
+//!
 //! Around them: [`config`] (config.yml and `REGISTRY_*`), [`server`]
 //! (listener and graceful shutdown), [`debug`] (health, readiness,
 //! metrics), [`metrics`] and [`telemetry`].
@@ -15,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod debug;
 pub mod metrics;
+pub mod proxy;
 pub mod registry;
 pub mod server;
 pub mod storage;
@@ -62,6 +67,15 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
         }
     }
     let auth = auth::Auth::from_config(config.auth.as_ref()).map_err(anyhow::Error::msg)?;
+    // The pull-through cache (issue 4).
+    let mirror = match &config.proxy {
+        Some(p) => {
+            let mirror = Arc::new(proxy::Mirror::from_config(p, registry.clone()).map_err(anyhow::Error::msg)?);
+            mirror.spawn_maintenance();
+            Some(mirror)
+        }
+        None => None,
+    };
     let state = Arc::new(api::AppState {
         registry: registry.clone(),
         auth,
@@ -70,6 +84,7 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
         relative_urls: config.http.relativeurls,
         tls: config.http.tls.is_some(),
         headers,
+        mirror,
     });
     Ok(App { registry, router: api::router(state) })
 }

@@ -38,13 +38,25 @@ fn seed_configs_load_or_name_what_is_unsupported() {
         ("003-oss-token.yml", "storage.oss"),
         ("003-oss-htpasswd-tls.yml", "storage.oss"),
         ("000-token-realm-localhost.yml", "auth.token.realm"),
-        ("004-dockerhub-mirror.yml", "proxy"),
     ] {
         let (ok, out) = config_check(&seed(file), &[]);
         assert!(!ok, "{file} should be refused for now: {out}");
         assert!(out.contains(needle), "{file}: the refusal names `{needle}`: {out}");
         assert!(!out.contains("panicked"), "{out}");
     }
+    // Seed 004: a mirror with an upstream account and no client auth would
+    // hand the account's private images to anyone; it is refused, and says so.
+    let (ok, out) = config_check(&seed("004-dockerhub-mirror.yml"), &[]);
+    assert!(!ok, "004-dockerhub-mirror.yml must be refused: {out}");
+    assert!(
+        out.contains("proxy.username") && out.contains("private images") && out.contains("exposeupstreamaccount"),
+        "the refusal explains the leak and the ways out: {out}"
+    );
+    assert!(!out.contains("secret-password"), "the refusal does not print the password: {out}");
+    let (ok, out) =
+        config_check(&seed("004-dockerhub-mirror.yml"), &[("REGISTRY_PROXY_EXPOSEUPSTREAMACCOUNT", "true")]);
+    assert!(ok && out.contains("remoteurl: https://registry-1.docker.io"), "the explicit declaration starts it: {out}");
+    assert!(!out.contains("secret-password") && out.contains("<redacted>"), "{out}");
     let (_, out) = config_check(&seed("000-token-realm-localhost.yml"), &[]);
     assert!(out.contains("localhost") && out.contains("one machine"), "the realm refusal explains why: {out}");
     let (ok, out) = config_check("/nonexistent/config.yml", &[]);

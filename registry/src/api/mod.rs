@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod endpoint;
 pub mod error;
 pub mod manifests;
+pub mod proxy;
 pub mod referrers;
 pub mod response;
 pub mod tags;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub tls: bool,
     /// `http.headers`, added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The pull-through cache (`proxy` section), when configured.
+    pub mirror: Option<Arc<crate::proxy::Mirror>>,
 }
 
 /// Per-request view of the request line and headers.
@@ -157,11 +160,18 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let parsed = endpoint::parse(rest);
     let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
+    // Mirrored repositories (issue 4) are renamed to their local name before
+    // auth, so access rules see it; pushes into them are refused here.
+    let parsed = parsed.and_then(|ep| proxy::route(&state, ep, &ctx.method, ctx.query("ns")));
     let mut resp = match parsed {
-        Ok(ep) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)) {
+        Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)) {
             Ok(identity) => {
                 ctx.identity = identity;
-                handle(&ctx, ep, body).await.unwrap_or_else(IntoResponse::into_response)
+                match mirrored {
+                    Some(target) => proxy::handle(&ctx, target, ep, body).await,
+                    None => handle(&ctx, ep, body).await,
+                }
+                .unwrap_or_else(IntoResponse::into_response)
             }
             Err(denial) => ApiError::from(denial).into_response(),
         },

@@ -1,0 +1,579 @@
+//! The pull-through cache (mirror, issue 4): repositories that belong to an
+//! upstream registry are fetched on demand, stored in the ordinary registry:2
+//! layout, and served from there.
+//!
+//! - [`config`]: the `proxy` section and the safe-start rule (seed 004).
+//! - [`upstream`]: the HTTP client and the upstream's auth dance.
+//! - [`single_flight`]: one upstream fetch per manifest and per blob.
+//! - [`cache`]: tag freshness, use times, the size bound and the expiry sweep.
+//!
+//! This module decides *what* comes from where; `crate::api::proxy` turns it
+//! into HTTP. It reads through `crate::registry` and writes cached content
+//! into storage itself, with keys from `storage::paths` and the registry's
+//! commit order (blob, then links; upload area, then rename), because cached
+//! manifests arrive before their blobs, which `Registry::manifest_put` refuses.
+
+pub mod cache;
+pub mod config;
+pub mod single_flight;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::registry::Registry;
+use crate::registry::digest::{Digest, Hasher};
+use crate::registry::reference::{Reference, RepoName, Tag};
+use crate::storage::paths::Path;
+use cache::Cache;
+use single_flight::{BlobFlight, Flights, Progress, Publisher};
+use upstream::{Credentials, Missing, Upstream};
+
+/// Why the mirror could not serve something.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{missing} is not known to upstream {upstream}")]
+    NotFound { upstream: String, missing: Missing },
+    #[error("upstream {upstream} refused access: {message}")]
+    Unauthorized { upstream: String, message: String },
+    #[error("upstream {upstream} is rate limiting this mirror")]
+    TooManyRequests { upstream: String, retry_after: Option<u64> },
+    #[error("upstream {upstream} is unreachable: {message}")]
+    Unreachable { upstream: String, message: String },
+    #[error("upstream {upstream} failed with {status}: {message}")]
+    Upstream { upstream: String, status: u16, message: String },
+    #[error("upstream {upstream}: {message}")]
+    Refused { upstream: String, message: String },
+    #[error("upstream {upstream} sent content for {expected} that hashes to {actual}; nothing was cached")]
+    DigestMismatch { upstream: String, expected: Digest, actual: Digest },
+    #[error("storing cached content: {0}")]
+    Store(String),
+}
+
+impl Error {
+    /// Failures that say nothing about the content: a cached copy may still be served.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } | Error::TooManyRequests { .. } => true,
+            Error::Upstream { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for Error {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// A mirrored repository: which upstream, and its name here and there.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub upstream: Arc<Upstream>,
+    /// The name in local storage (and in access rules): `docker.io/library/nginx`.
+    pub local: RepoName,
+    /// The name upstream: `library/nginx`.
+    pub remote: String,
+}
+
+/// Where a repository's requests go.
+pub enum Selection {
+    Local,
+    Mirrored(Target),
+    /// Neither local nor served by any upstream: why.
+    Unrouted(String),
+}
+
+/// How a tag was served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// The upstream could not be asked; the value is a `Warning` header.
+    Stale(String),
+}
+
+/// Where a blob is served from.
+pub enum BlobSource {
+    Stored,
+    Fetching(Arc<BlobFlight>),
+}
+
+/// How long a pass-through client's confirmed access to a repository is trusted.
+pub const CONFIRM_TTL: Duration = Duration::from_secs(60);
+
+type CredKey = [u8; 32];
+type ManifestResult = Result<Freshness, Arc<Error>>;
+
+pub struct Mirror {
+    registry: Arc<Registry>,
+    named: Vec<Arc<Upstream>>,
+    default: Option<Arc<Upstream>>,
+    pub passthrough: bool,
+    pub cache: Arc<Cache>,
+    manifests: Flights<(CredKey, String, String), ManifestResult>,
+    blobs: Mutex<HashMap<(CredKey, String, Digest), Arc<BlobFlight>>>,
+    confirmed: Mutex<HashMap<(CredKey, String, String), Instant>>,
+}
+
+fn read_secret(path: &str, key: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{key} {path}: {e}"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+impl Mirror {
+    /// Builds the mirror from a validated `proxy` section; reads credential files.
+    pub fn from_config(p: &config::Proxy, registry: Arc<Registry>) -> Result<Mirror, String> {
+        let account = |user: Option<String>, password: Option<String>| match (user, password) {
+            (Some(user), Some(password)) if !p.passthrough => Credentials::Basic { user, password },
+            _ => Credentials::Anonymous,
+        };
+        let default = match &p.remoteurl {
+            Some(url) => Some(Arc::new(Upstream::new("", url, account(p.username.clone(), p.password.clone()), &[])?)),
+            None => None,
+        };
+        let mut named = Vec::new();
+        for (i, u) in p.upstreams.iter().enumerate() {
+            let at = format!("proxy.upstreams[{i}]");
+            let user = match (&u.username, &u.usernamefile) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(f)) => Some(read_secret(f, &format!("{at}.usernamefile"))?),
+                _ => None,
+            };
+            let password = match (&u.password, &u.passwordfile) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(f)) => Some(read_secret(f, &format!("{at}.passwordfile"))?),
+                _ => None,
+            };
+            named.push(Arc::new(Upstream::new(&u.name, &u.url, account(user, password), &u.realmhosts)?));
+        }
+        let cache = Arc::new(Cache::new(
+            registry.backend().clone(),
+            p.tag_ttl(),
+            p.ttl(),
+            p.maxsize.map(|s| s.0),
+            p.localprefix.clone(),
+        ));
+        Ok(Mirror {
+            registry,
+            named,
+            default,
+            passthrough: p.passthrough,
+            cache,
+            manifests: Flights::default(),
+            blobs: Mutex::new(HashMap::new()),
+            confirmed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads the cache's view of storage, then sweeps and evicts periodically.
+    pub fn spawn_maintenance(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let cache = self.cache.clone();
+        rt.spawn(async move {
+            if let Err(e) = cache.load().await {
+                tracing::warn!(error = %e, "cache: reading what storage holds failed; sizes start from zero");
+            }
+            tracing::info!(bytes = cache.total(), "cache: loaded");
+            let Some(every) = cache.sweep_interval() else { return };
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let expired = cache.sweep().await;
+                let evicted = cache.evict().await;
+                if expired + evicted > 0 {
+                    tracing::info!(expired, evicted, bytes = cache.total(), "cache: sweep finished");
+                }
+            }
+        });
+    }
+
+    /// Chooses local storage or an upstream for a repository: `localprefix`
+    /// first, then containerd's `ns` parameter, then a name prefix, then `remoteurl`.
+    pub fn select(&self, name: &RepoName, ns: Option<&str>) -> Selection {
+        let n = name.as_str();
+        if self.cache.is_local(n) {
+            return Selection::Local;
+        }
+        let target = |upstream: &Arc<Upstream>, local: &str, remote: &str| match RepoName::parse(local) {
+            Ok(local) => {
+                Selection::Mirrored(Target { upstream: upstream.clone(), local, remote: upstream.remote_name(remote) })
+            }
+            Err(e) => Selection::Unrouted(format!("{local}: {e}")),
+        };
+        if let Some(ns) = ns
+            && let Some(u) = self.named.iter().find(|u| u.name == ns)
+        {
+            return target(u, &format!("{ns}/{n}"), n);
+        }
+        if let Some((first, rest)) = n.split_once('/')
+            && let Some(u) = self.named.iter().find(|u| u.name == first)
+        {
+            return target(u, n, rest);
+        }
+        if let Some(u) = &self.default {
+            return target(u, n, n);
+        }
+        let names: Vec<&str> = self.named.iter().map(|u| u.name.as_str()).collect();
+        Selection::Unrouted(format!(
+            "{n} is not mirrored: name an upstream ({}) as the first path component or with ?ns=, {}",
+            names.join(", "),
+            match &self.cache.local_prefix() {
+                Some(p) => format!("or push to a local repository under {p}/"),
+                None => "or configure proxy.remoteurl for everything else".to_string(),
+            }
+        ))
+    }
+
+    /// The credentials used upstream for a client that sent `client`
+    /// (its Basic credentials, in pass-through mode).
+    pub fn credentials(&self, t: &Target, client: Option<(String, String)>) -> Credentials {
+        if self.passthrough {
+            match client {
+                Some((user, password)) => Credentials::Basic { user, password },
+                None => Credentials::Anonymous,
+            }
+        } else {
+            t.upstream.account.clone()
+        }
+    }
+
+    // ---------------------------------------------------------------- access
+
+    fn mark_confirmed(&self, t: &Target, creds: &Credentials) {
+        if self.passthrough {
+            let mut m = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+            if m.len() > 10_000 {
+                m.retain(|_, at| at.elapsed() < CONFIRM_TTL);
+            }
+            m.insert((creds.key(), t.upstream.label(), t.remote.clone()), Instant::now());
+        }
+    }
+
+    /// In pass-through mode, content cached for one client is served to
+    /// another only after the upstream confirms this client may read the
+    /// repository (a HEAD with its credentials, trusted for `CONFIRM_TTL`).
+    async fn confirm(&self, t: &Target, creds: &Credentials, probe: Probe<'_>) -> Result<(), Arc<Error>> {
+        if !self.passthrough {
+            return Ok(());
+        }
+        let key = (creds.key(), t.upstream.label(), t.remote.clone());
+        if self
+            .confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < CONFIRM_TTL)
+        {
+            return Ok(());
+        }
+        match probe {
+            Probe::Manifest(r) => t.upstream.manifest_head(&t.remote, &r.to_string(), creds).await.map(|_| ()),
+            Probe::Blob(d) => t.upstream.blob_head(&t.remote, d, creds).await.map(|_| ()),
+        }
+        .map_err(Arc::new)?;
+        self.mark_confirmed(t, creds);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- manifests
+
+    /// Makes sure the manifest `reference` is in local storage and current
+    /// enough to serve. Tags are revalidated after `tagttl`; digests never.
+    pub async fn manifest(self: &Arc<Self>, t: &Target, reference: &Reference, creds: &Credentials) -> ManifestResult {
+        let local = t.local.as_str();
+        let cached = self.registry.resolve(&t.local, reference).await.ok();
+        if let Some(d) = &cached {
+            let fresh = match reference {
+                Reference::Digest(_) => true,
+                Reference::Tag(tag) => self.cache.tag_fresh(local, tag.as_str()),
+            };
+            if fresh {
+                self.confirm(t, creds, Probe::Manifest(reference)).await?;
+                self.touch_manifest(local, d).await;
+                return Ok(Freshness::Fresh);
+            }
+        }
+        let key = (creds.key(), local.to_string(), reference.to_string());
+        let (me, t2, r, c) = (self.clone(), t.clone(), reference.clone(), creds.clone());
+        self.manifests
+            .run(key, async move { me.refresh(&t2, &r, cached, &c).await }, || {
+                Err(Arc::new(Error::Store("the manifest fetch task panicked".into())))
+            })
+            .await
+    }
+
+    async fn touch_manifest(&self, local: &str, d: &Digest) {
+        if !self.cache.manifest_touched(local, d)
+            && let Ok(body) = self.registry.backend().get(&Path::BlobData(d).key()).await
+        {
+            let blobs = crate::registry::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
+            self.cache.manifest_used(local, d, blobs);
+        }
+    }
+
+    /// Revalidates a cached tag (HEAD) or fetches the manifest (GET).
+    async fn refresh(
+        &self,
+        t: &Target,
+        reference: &Reference,
+        cached: Option<Digest>,
+        creds: &Credentials,
+    ) -> ManifestResult {
+        let stale = |e: &Error| {
+            tracing::warn!(upstream = %t.upstream.label(), repository = %t.local, error = %e, "serving a cached tag the upstream could not confirm");
+            Freshness::Stale(format!("110 - \"Response is Stale: {}\"", e.to_string().replace('"', "'")))
+        };
+        if let (Some(c), Reference::Tag(tag)) = (&cached, reference) {
+            match t.upstream.manifest_head(&t.remote, tag.as_str(), creds).await {
+                Ok(Some(d)) if &d == c => {
+                    self.cache.tag_confirmed(t.local.as_str(), tag.as_str());
+                    self.mark_confirmed(t, creds);
+                    self.touch_manifest(t.local.as_str(), c).await;
+                    return Ok(Freshness::Fresh);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transient() => return Ok(stale(&e)),
+                Err(e) => return Err(Arc::new(e)),
+            }
+        }
+        match self.fetch_manifest(t, reference, creds).await {
+            Ok(()) => Ok(Freshness::Fresh),
+            Err(e) if cached.is_some() && e.is_transient() => Ok(stale(&e)),
+            Err(e) => Err(Arc::new(e)),
+        }
+    }
+
+    async fn fetch_manifest(&self, t: &Target, reference: &Reference, creds: &Credentials) -> Result<(), Error> {
+        let (body, media_type) = t.upstream.manifest_get(&t.remote, &reference.to_string(), creds).await?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                if !d.verify(&body) {
+                    let mut h = Hasher::new(d.alg());
+                    h.update(&body);
+                    return Err(Error::DigestMismatch {
+                        upstream: t.upstream.label(),
+                        expected: d.clone(),
+                        actual: h.finish(),
+                    });
+                }
+                d.clone()
+            }
+            Reference::Tag(_) => Digest::sha256_of(&body),
+        };
+        let parsed = crate::registry::manifest::parse(&body, media_type.as_deref()).map_err(|e| Error::Upstream {
+            upstream: t.upstream.label(),
+            status: 200,
+            message: format!("the manifest of {}:{reference} cannot be cached: {e}", t.remote),
+        })?;
+        self.store_manifest(t, reference, &digest, body).await?;
+        self.cache.manifest_used(t.local.as_str(), &digest, parsed.blobs);
+        if let Reference::Tag(tag) = reference {
+            self.cache.tag_confirmed(t.local.as_str(), tag.as_str());
+        }
+        self.mark_confirmed(t, creds);
+        Ok(())
+    }
+
+    /// The registry's commit order: manifest blob, revision link, tag index, tag current.
+    async fn store_manifest(
+        &self,
+        t: &Target,
+        reference: &Reference,
+        digest: &Digest,
+        body: Bytes,
+    ) -> Result<(), Error> {
+        let backend = self.registry.backend();
+        let repo = t.local.as_str();
+        let blob_key = Path::BlobData(digest).key();
+        if backend.stat(&blob_key).await.is_err() {
+            backend.put(&blob_key, body).await?;
+        }
+        let link = Bytes::from(digest.to_string());
+        backend.put(&Path::RevisionLink(repo, digest).key(), link.clone()).await?;
+        if let Reference::Tag(tag) = reference {
+            store_tag(backend.as_ref(), repo, tag, digest).await?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- blobs
+
+    /// A stored blob, or the flight that fetches it.
+    pub async fn blob(
+        self: &Arc<Self>,
+        t: &Target,
+        digest: &Digest,
+        creds: &Credentials,
+    ) -> Result<BlobSource, Arc<Error>> {
+        if self.registry.blob_size(&t.local, digest).await.is_ok() {
+            self.confirm(t, creds, Probe::Blob(digest)).await?;
+            self.cache.blob_used(digest);
+            return Ok(BlobSource::Stored);
+        }
+        let key = (creds.key(), t.local.as_str().to_string(), digest.clone());
+        let mut map = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = map.get(&key) {
+            return Ok(BlobSource::Fetching(f.clone()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (flight, publisher) =
+            BlobFlight::new(Path::UploadData(t.local.as_str(), &id).key(), Path::BlobData(digest).key());
+        map.insert(key.clone(), flight.clone());
+        drop(map);
+        let (me, t, d, c) = (self.clone(), t.clone(), digest.clone(), creds.clone());
+        tokio::spawn(async move {
+            let result = me.fetch_blob(&t, &d, &c, &id, &publisher).await;
+            match result {
+                Ok(size) => publisher.send(Progress::Done { size }),
+                Err(e) => {
+                    tracing::warn!(upstream = %t.upstream.label(), repository = %t.local, digest = %d, error = %e, "blob fetch failed");
+                    let _ = me.registry.backend().delete(&Path::Upload(t.local.as_str(), &id).key()).await;
+                    publisher.send(Progress::Failed(Arc::new(e)));
+                }
+            }
+            me.blobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        });
+        Ok(BlobSource::Fetching(flight))
+    }
+
+    /// The size of a blob upstream, or `None` when it is stored here.
+    pub async fn blob_head(&self, t: &Target, digest: &Digest, creds: &Credentials) -> Result<Option<u64>, Arc<Error>> {
+        if self.registry.blob_size(&t.local, digest).await.is_ok() {
+            self.confirm(t, creds, Probe::Blob(digest)).await?;
+            return Ok(None);
+        }
+        let size = t.upstream.blob_head(&t.remote, digest, creds).await.map_err(Arc::new)?;
+        self.mark_confirmed(t, creds);
+        size.map(Some).ok_or_else(|| {
+            Arc::new(Error::Upstream {
+                upstream: t.upstream.label(),
+                status: 200,
+                message: "HEAD gave no Content-Length".into(),
+            })
+        })
+    }
+
+    /// Fetches a blob into the upload area, verifies it, commits it.
+    async fn fetch_blob(
+        &self,
+        t: &Target,
+        d: &Digest,
+        creds: &Credentials,
+        id: &str,
+        out: &Publisher,
+    ) -> Result<u64, Error> {
+        let backend = self.registry.backend();
+        let repo = t.local.as_str();
+        let blob_key = Path::BlobData(d).key();
+        let link = |size: u64| async move {
+            backend.put(&Path::LayerLink(repo, d).key(), Bytes::from(d.to_string())).await?;
+            self.cache.blob_added(repo, d, size);
+            Ok::<u64, Error>(size)
+        };
+        if let Ok(meta) = backend.stat(&blob_key).await {
+            // Another repository brought these bytes. Link them only after the
+            // upstream says this repository has the blob too.
+            t.upstream.blob_head(&t.remote, d, creds).await?;
+            out.send(Progress::Done { size: meta.size });
+            return link(meta.size).await;
+        }
+        // Make room first (and finish any eviction under way), so the cache
+        // stays near its bound while it fills.
+        if self.cache.needs_eviction() {
+            self.cache.evict().await;
+        }
+        let resp = t.upstream.blob_get(&t.remote, d, creds).await?;
+        let declared = resp.content_length();
+        let upload_key = Path::UploadData(repo, id).key();
+        let now =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        backend.put(&Path::UploadStartedAt(repo, id).key(), Bytes::from(now)).await?;
+        let mut writer = backend.append(&upload_key, 0).await?;
+        if let Some(size) = declared {
+            out.send(Progress::Streaming { size, written: 0 });
+        }
+        let mut hasher = Hasher::new(d.alg());
+        let mut written = 0u64;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut stream = resp.bytes_stream();
+        loop {
+            let next = stream.next().await;
+            let end = match next {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    pending_len += chunk.len();
+                    pending.push(chunk);
+                    false
+                }
+                Some(Err(e)) => return Err(t.upstream.body_error(&e)),
+                None => true,
+            };
+            if pending_len >= WRITE_BATCH || (end && pending_len > 0) {
+                written += pending_len as u64;
+                pending_len = 0;
+                writer.write(std::mem::take(&mut pending)).await?;
+                if let Some(size) = declared {
+                    if written > size {
+                        return Err(Error::Upstream {
+                            upstream: t.upstream.label(),
+                            status: 200,
+                            message: format!("blob {d} is longer than its Content-Length {size}"),
+                        });
+                    }
+                    out.send(Progress::Streaming { size, written });
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        writer.close().await?;
+        if declared.is_some_and(|s| s != written) {
+            return Err(Error::Unreachable {
+                upstream: t.upstream.label(),
+                message: format!("blob {d} ended after {written} of {} bytes", declared.unwrap_or(0)),
+            });
+        }
+        let actual = hasher.finish();
+        if &actual != d {
+            return Err(Error::DigestMismatch { upstream: t.upstream.label(), expected: d.clone(), actual });
+        }
+        if backend.stat(&blob_key).await.is_err() {
+            backend.rename(&upload_key, &blob_key).await?;
+        }
+        if let Err(e) = backend.delete(&Path::Upload(repo, id).key()).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(error = %e, "removing a finished cache upload");
+        }
+        link(written).await
+    }
+
+    /// Fetches in flight (manifests, blobs): for tests and metrics.
+    pub fn in_flight(&self) -> usize {
+        self.manifests.len() + self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Writes a tag's index entry, then its current link.
+async fn store_tag(backend: &dyn crate::storage::Backend, repo: &str, tag: &Tag, digest: &Digest) -> Result<(), Error> {
+    let link = Bytes::from(digest.to_string());
+    backend.put(&Path::TagIndexEntryLink(repo, tag.as_str(), digest).key(), link.clone()).await?;
+    backend.put(&Path::TagCurrentLink(repo, tag.as_str()).key(), link).await?;
+    Ok(())
+}
+
+/// What a pass-through confirmation asks the upstream about.
+enum Probe<'a> {
+    Manifest(&'a Reference),
+    Blob(&'a Digest),
+}
+
+/// Writes are batched to this size, as uploads are.
+const WRITE_BATCH: usize = 1024 * 1024;
