@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -169,7 +169,8 @@ async fn run_kind<K, R, RF, P, S>(
         .owns(scope.api::<PodDisruptionBudget>(&client), children.clone())
         .owns(scope.api::<Ingress>(&client), children.clone())
         .owns(scope.api::<NetworkPolicy>(&client), children.clone())
-        .owns(scope.api::<CronJob>(&client), children)
+        .owns(scope.api::<CronJob>(&client), children.clone())
+        .owns(scope.api::<DaemonSet>(&client), children)
         .watches_stream(secret_meta, move |secret| {
             let ns = secret.namespace();
             let name = secret.name_any();

@@ -9,6 +9,8 @@
 //! - [`mirror_controller`]: the same steps for `RegistryMirror`, reusing the
 //!   registry's build, apply and status steps.
 //! - [`render`]: validate and build without a cluster (`wharf-operator render`).
+//! - [`node_agent`]: `wharf-operator node-agent`, run on every node by the
+//!   `nodeAccess` DaemonSet; it edits node files and uses nothing above.
 //! - [`context`], [`metrics`], [`telemetry`], [`leader`], [`server`], [`controller`]: the process.
 
 pub mod context;
@@ -18,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod mirror_controller;
 pub mod names;
+pub mod node_agent;
 pub mod registry_controller;
 pub mod render;
 pub mod server;

@@ -1,5 +1,6 @@
 //! The `wharf-operator` command: `run` (the controllers), `crds` (print the
-//! CRDs) and `render` (print what a resource becomes, without a cluster).
+//! CRDs), `render` (print what a resource becomes, without a cluster) and
+//! `node-agent` (the node side of `nodeAccess`, run by its DaemonSet).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use wharf_operator::leader::{LeaderElector, LeaseConfig};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::server::{self, Health};
 use wharf_operator::settings::{self, Settings};
-use wharf_operator::{crd, render, telemetry};
+use wharf_operator::{crd, node_agent, render, telemetry};
 
 #[derive(Parser)]
 #[command(name = "wharf-operator", version, about = "Runs wharf-registry from Registry and RegistryMirror resources")]
@@ -31,6 +32,15 @@ struct Common {
     /// Registry image for resources that name none.
     #[arg(long, env = "WHARF_REGISTRY_IMAGE")]
     registry_image: Option<String>,
+    /// Image of the `nodeAccess` DaemonSet (runs `wharf-operator node-agent`).
+    #[arg(long, env = "WHARF_NODE_AGENT_IMAGE")]
+    node_agent_image: Option<String>,
+    /// The nodes' hosts file, edited by `nodeAccess`.
+    #[arg(long, env = "WHARF_NODE_HOSTS_FILE", default_value = settings::DEFAULT_NODE_HOSTS_FILE)]
+    node_hosts_file: String,
+    /// containerd's `config_path` on the nodes, where `nodeAccess` writes hosts.toml files.
+    #[arg(long, env = "WHARF_NODE_CERTS_DIR", default_value = settings::DEFAULT_NODE_CERTS_DIR)]
+    node_certs_dir: String,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +84,8 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
+    /// On one node: map in-cluster registry names for containerd, undo on SIGTERM (run by the nodeAccess DaemonSet).
+    NodeAgent(node_agent::Args),
 }
 
 fn settings_from(common: &Common) -> Settings {
@@ -83,6 +95,11 @@ fn settings_from(common: &Common) -> Settings {
     Settings {
         cluster_domain,
         default_image: common.registry_image.clone().unwrap_or_else(settings::default_registry_image),
+        node: settings::NodeSettings {
+            agent_image: common.node_agent_image.clone().unwrap_or_else(settings::default_node_agent_image),
+            hosts_file: common.node_hosts_file.clone(),
+            certs_dir: common.node_certs_dir.clone(),
+        },
     }
 }
 
@@ -99,6 +116,12 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
             };
             print!("{}", render::render(&text, &namespace, &settings_from(&common))?);
+            Ok(())
+        }
+        Command::NodeAgent(args) => {
+            telemetry::init(!args.text_logs);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(node_agent::run(args, shutdown_signal()))?;
             Ok(())
         }
         Command::Run {

@@ -60,6 +60,12 @@ pub const LABEL_OWNER_KIND: &str = "wharf.dev/owner-kind";
 pub const APP_NAME: &str = "wharf-registry";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGER: &str = "wharf-operator";
+/// [`LABEL_NAME`] of the `nodeAccess` agent pods. It differs from [`APP_NAME`]
+/// so that the registry's Service, PodDisruptionBudget and NetworkPolicy
+/// never select them.
+pub const NODE_AGENT_APP_NAME: &str = "wharf-node-access";
+/// [`LABEL_COMPONENT`] of the `nodeAccess` DaemonSet and its pods.
+pub const NODE_AGENT_COMPONENT: &str = "node-access";
 
 /// Pod annotation: digest of everything the pods read at start, so a change rolls them.
 pub const ANNOTATION_CONFIG_HASH: &str = "wharf.dev/config-hash";
@@ -183,6 +189,10 @@ impl ChildNames {
     /// The garbage-collection CronJob.
     pub fn gc_cronjob(&self) -> String {
         format!("{}-gc", self.instance)
+    }
+    /// The `nodeAccess` DaemonSet.
+    pub fn node_access_daemonset(&self) -> String {
+        format!("{}-node-access", self.instance)
     }
 }
 
@@ -359,6 +369,7 @@ mod tests {
         assert_eq!(n.signing_key_secret(), "reg-token-key");
         assert_eq!(n.pvc(), "reg-data");
         assert_eq!(n.gc_cronjob(), "reg-gc");
+        assert_eq!(n.node_access_daemonset(), "reg-node-access");
         assert_eq!(
             children_selector(OwnerKind::RegistryMirror, "reg"),
             "app.kubernetes.io/managed-by=wharf-operator,app.kubernetes.io/instance=reg,wharf.dev/owner-kind=RegistryMirror"

@@ -6,7 +6,14 @@ use crate::settings::Settings;
 
 /// Settings with a fixed cluster domain and image.
 pub fn settings() -> Settings {
-    Settings { cluster_domain: "cluster.local".into(), default_image: "ghcr.io/wharf-dev/wharf-registry:test".into() }
+    Settings {
+        cluster_domain: "cluster.local".into(),
+        default_image: "ghcr.io/wharf-dev/wharf-registry:test".into(),
+        node: crate::settings::NodeSettings {
+            agent_image: "ghcr.io/wharf-dev/wharf-operator:test".into(),
+            ..Default::default()
+        },
+    }
 }
 
 /// Validates the single resource in `yaml` (namespace `team-a` unless it names one).

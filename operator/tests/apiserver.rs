@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -89,7 +89,11 @@ impl Drop for Controllers {
 }
 
 fn start_controllers(client: &Client, ns: &str) -> Controllers {
-    let settings = Settings { cluster_domain: "cluster.local".into(), default_image: "wharf-registry:test".into() };
+    let settings = Settings {
+        cluster_domain: "cluster.local".into(),
+        default_image: "wharf-registry:test".into(),
+        ..Settings::default()
+    };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(controller::run(ctx, vec![Scope::Namespace(ns.to_string())], rx));
@@ -222,11 +226,70 @@ async fn children_owned_drift_repaired_config_rolls_and_secret_wakes_degraded() 
     })
     .await;
 
-    // The generated secrets exist and stay stable.
+    // The generated secrets exist and stay stable across a reconcile: an edit
+    // makes one, and its status.observedGeneration says when it is done.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let key = secrets.get("reg-token-key").await.expect("signing key").data;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let edited = api
+        .patch("reg", &PatchParams::default(), &Patch::Merge(json!({"spec": {"logLevel": "warn"}})))
+        .await
+        .expect("edit");
+    let generation = edited.metadata.generation.expect("generation");
+    eventually("a reconcile of the new generation", || async {
+        let r = api.get("reg").await.ok()?;
+        (r.status.as_ref()?.observed_generation == Some(generation)).then_some(())
+    })
+    .await;
     assert_eq!(secrets.get("reg-token-key").await.expect("signing key").data, key);
+}
+
+#[tokio::test]
+async fn node_access_daemonset_follows_the_spec() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-node-access").await;
+    let _controllers = start_controllers(&client, &ns);
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    let reg: Registry = serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "nodes"},
+        "spec": {"storage": {"emptyDir": {}}, "nodeAccess": {"enabled": true}}
+    }))
+    .expect("registry");
+    api.create(&PostParams::default(), &reg).await.expect("create");
+
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let cluster_ip = eventually("Service with a ClusterIP", || async {
+        services.get_opt("nodes").await.ok().flatten()?.spec?.cluster_ip.filter(|ip| !ip.is_empty())
+    })
+    .await;
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+    let want = format!("--host-entry={cluster_ip}=nodes.{ns}.svc.cluster.local");
+    let ds = eventually("DaemonSet with the Service's ClusterIP", || async {
+        let d = daemonsets.get_opt("nodes-node-access").await.ok().flatten()?;
+        let args = d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.args.clone()?;
+        args.contains(&want).then_some(d)
+    })
+    .await;
+    let owner = ds.owner_references().first().cloned().expect("owner reference");
+    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Registry", "nodes", Some(true)));
+    eventually("status.nodeAccess", || async {
+        api.get("nodes").await.ok()?.status?.node_access.filter(|s| s.ends_with("nodes ready"))
+    })
+    .await;
+
+    api.patch("nodes", &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeAccess": {"enabled": false}}})))
+        .await
+        .expect("disable");
+    eventually("DaemonSet deleted", || async {
+        daemonsets.get_opt("nodes-node-access").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eventually("status.nodeAccess cleared", || async {
+        let r = api.get("nodes").await.ok()?;
+        r.status.as_ref()?.node_access.is_none().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

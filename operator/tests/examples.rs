@@ -6,10 +6,18 @@
 use std::path::PathBuf;
 
 use wharf_operator::render::render;
-use wharf_operator::settings::Settings;
+use wharf_operator::settings::{NodeSettings, Settings};
 
 fn settings() -> Settings {
-    Settings { cluster_domain: "cluster.local".into(), default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into() }
+    Settings {
+        cluster_domain: "cluster.local".into(),
+        default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into(),
+        node: NodeSettings {
+            agent_image: "ghcr.io/wharf-dev/wharf-operator:0.1.0".into(),
+            hosts_file: "/etc/hosts".into(),
+            certs_dir: "/etc/containerd/certs.d".into(),
+        },
+    }
 }
 
 fn examples() -> Vec<PathBuf> {

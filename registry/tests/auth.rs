@@ -185,10 +185,12 @@ async fn the_token_dance_with_an_automatic_realm() {
     assert_eq!(b.push(&token, "team-a/app", "1").await, StatusCode::CREATED);
     let r = b.with(&token, Method::GET, "/v2/team-a/app/manifests/1", vec![]).await;
     assert_eq!(r.status, StatusCode::OK);
-    // The token is scoped: another repository is refused with 403.
+    // The token is scoped: another repository is refused with 401 insufficient_scope, as in registry:2.
     let r = b.with(&token, Method::GET, "/v2/team-b/app/tags/list", vec![]).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert_eq!(r.code(), "DENIED");
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "UNAUTHORIZED");
+    assert!(r.header("www-authenticate").contains("error=\"insufficient_scope\""), "{}", r.header("www-authenticate"));
+    assert!(r.header("www-authenticate").contains("scope=\"repository:team-b/app:pull\""));
 }
 
 #[tokio::test]
@@ -197,11 +199,11 @@ async fn group_rules_decide_who_may_push_and_pull() {
     let alice = b.token(Some(("alice", "a-pass")), &["repository:team-a/app:pull,push"]).await;
     assert_eq!(b.push(&alice, "team-a/app", "1").await, StatusCode::CREATED);
 
-    // carol is outside team-a: a partial (empty) grant, not an error, then 403 on use.
+    // carol is outside team-a: a partial (empty) grant, not an error, then 401 on use.
     let carol = b.token(Some(("carol", "c-pass")), &["repository:team-a/app:pull,push"]).await;
-    assert_eq!(b.push(&carol, "team-a/app", "2").await, StatusCode::FORBIDDEN);
+    assert_eq!(b.push(&carol, "team-a/app", "2").await, StatusCode::UNAUTHORIZED);
     let r = b.with(&carol, Method::GET, "/v2/team-a/app/manifests/1", vec![]).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // ...but her personal namespace is hers.
     let carol_own = b.token(Some(("carol", "c-pass")), &["repository:carol/tools:pull,push"]).await;
     assert_eq!(b.push(&carol_own, "carol/tools", "1").await, StatusCode::CREATED);
@@ -210,7 +212,7 @@ async fn group_rules_decide_who_may_push_and_pull() {
     let bob = b.token(Some(("bob", "b-pass")), &["repository:team-a/app:pull"]).await;
     assert_eq!(b.with(&bob, Method::GET, "/v2/team-a/app/manifests/1", vec![]).await.status, StatusCode::OK);
     // A pull-only grant cannot push.
-    assert_eq!(b.push(&bob, "team-a/app", "3").await, StatusCode::FORBIDDEN);
+    assert_eq!(b.push(&bob, "team-a/app", "3").await, StatusCode::UNAUTHORIZED);
 
     // Wrong password: 401 from the token endpoint.
     let r = b
@@ -231,9 +233,9 @@ async fn anonymous_pull_only_where_the_rules_allow() {
 
     let anon = b.token(None, &["repository:public/base:pull", "repository:team-a/app:pull"]).await;
     assert_eq!(b.with(&anon, Method::GET, "/v2/public/base/manifests/1", vec![]).await.status, StatusCode::OK);
-    assert_eq!(b.with(&anon, Method::GET, "/v2/team-a/app/manifests/1", vec![]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.with(&anon, Method::GET, "/v2/team-a/app/manifests/1", vec![]).await.status, StatusCode::UNAUTHORIZED);
     let anon_push = b.token(None, &["repository:public/base:push"]).await;
-    assert_eq!(b.push(&anon_push, "public/base", "2").await, StatusCode::FORBIDDEN);
+    assert_eq!(b.push(&anon_push, "public/base", "2").await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -266,7 +268,7 @@ async fn the_catalog_shows_only_what_the_caller_may_see() {
 async fn rules_file_reloads_and_refresh_tokens_work() {
     let b = builtin();
     let carol = b.token(Some(("carol", "c-pass")), &["repository:team-a/app:pull,push"]).await;
-    assert_eq!(b.push(&carol, "team-a/app", "1").await, StatusCode::FORBIDDEN);
+    assert_eq!(b.push(&carol, "team-a/app", "1").await, StatusCode::UNAUTHORIZED);
     // carol joins team-a: the rules file changes, no restart.
     let tmp = format!("{}.new", b.access_path);
     std::fs::write(&tmp, RULES.replace("[alice, bob]", "[alice, bob, carol]")).unwrap();
@@ -560,12 +562,12 @@ async fn external_tokens_are_verified_as_registry2_does() {
                 &claims("registry.example.com", "harbor-token-issuer", "other", &["pull"], 300, -10),
                 &leaf_key,
             ),
-            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
         ),
         (
             "scope lacks the action",
             sign(x5c_header(Algorithm::RS256, chain.clone()), &good(), &leaf_key),
-            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
         ),
     ];
     for (why, token, want) in refused {
@@ -576,11 +578,10 @@ async fn external_tokens_are_verified_as_registry2_does() {
         };
         let r = reg.req(method, uri, &[("authorization", &format!("Bearer {token}"))], vec![]).await;
         assert_eq!(r.status, want, "{why}: {}", String::from_utf8_lossy(&r.body));
-        let code = if want == StatusCode::FORBIDDEN { "DENIED" } else { "UNAUTHORIZED" };
-        assert_eq!(r.code(), code, "{why}");
-        if want == StatusCode::UNAUTHORIZED {
-            assert!(r.header("www-authenticate").contains("error=\"invalid_token\""), "{why}");
-        }
+        assert_eq!(r.code(), "UNAUTHORIZED", "{why}");
+        // A valid token without the scope: insufficient_scope, as in registry:2.
+        let error = if why.starts_with("scope") { "insufficient_scope" } else { "invalid_token" };
+        assert!(r.header("www-authenticate").contains(&format!("error=\"{error}\"")), "{why}");
     }
     assert!(reg.files().iter().all(|f| !f.contains("_uploads")), "no refused request created anything");
 }

@@ -289,10 +289,12 @@ fn a_private_wharf_upstream_cold_then_warm_with_access_rules_and_refused_pushes(
     let r = http().get(mirror.url("/v2/private/app/manifests/v1?ns=upstream.test")).send().unwrap();
     assert_eq!(r.status().as_u16(), 401, "the ns form is the same repository");
     let mut anonymous = Session::new(&mirror.url(""), None);
-    assert_eq!(anonymous.get(private).status().as_u16(), 403, "an anonymous token grants nothing on it");
-    // Carol is authenticated but no rule lets her pull it.
+    assert_eq!(anonymous.get(private).status().as_u16(), 401, "an anonymous token grants nothing on it");
+    // Carol is authenticated but no rule lets her pull it: 401 insufficient_scope, as registry:2 answers.
     let mut carol = Session::new(&mirror.url(""), Some(("carol", "carol-pass")));
-    assert_eq!(carol.get(private).status().as_u16(), 403);
+    let r = carol.get(private);
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(header(&r, "www-authenticate").contains("insufficient_scope"), "{r:?}");
     assert_eq!(count(&request_counts(&up_debug), "manifest", "GET"), 0, "refused clients caused no upstream request");
 
     // Alice: cold pull through the mirror's account.
@@ -526,7 +528,7 @@ rules:
 }
 
 #[test]
-fn containerd_pulls_through_a_hosts_toml_mirror_that_sends_ns() {
+fn containerd_pulls_through_a_hosts_toml_mirror_that_sends_ns_with_a_port() {
     let dir = tempfile::tempdir().unwrap();
     let d = distribution(&dir.path().join("up"));
     let img = MultiArchImage::generate(11, 2, 64 << 10);
@@ -535,14 +537,15 @@ fn containerd_pulls_through_a_hosts_toml_mirror_that_sends_ns() {
     skopeo_push(&layout, "v1", &d.addr, "lib/app");
     let (mirror, _) = wharf(
         &dir.path().join("mirror"),
-        &format!("proxy:\n  upstreams:\n    - name: upstream.test\n      url: {}\n", d.url("")),
+        &format!("proxy:\n  upstreams:\n    - name: upstream.test:5000\n      url: {}\n", d.url("")),
         200,
     );
-    // containerd's mirror config: the mirror first; the "server" is a closed loopback port.
+    // containerd's mirror config: the mirror first; the "server" is a closed loopback port. The
+    // upstream carries a port, as every in-cluster registry does.
     let hosts = dir.path().join("hosts.d");
-    std::fs::create_dir_all(hosts.join("upstream.test")).unwrap();
+    std::fs::create_dir_all(hosts.join("upstream.test:5000")).unwrap();
     std::fs::write(
-        hosts.join("upstream.test/hosts.toml"),
+        hosts.join("upstream.test:5000/hosts.toml"),
         format!(
             "server = \"http://127.0.0.1:9\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
             mirror.addr
@@ -550,7 +553,7 @@ fn containerd_pulls_through_a_hosts_toml_mirror_that_sends_ns() {
     )
     .unwrap();
     let ctrd = Containerd::start();
-    let reference = "upstream.test/lib/app:v1";
+    let reference = "upstream.test:5000/lib/app:v1";
     let pull = run_ok(
         ctrd.ctr("mirror").args(["images", "pull", "--hosts-dir"]).arg(&hosts).arg(reference),
         Duration::from_secs(180),
@@ -563,8 +566,8 @@ fn containerd_pulls_through_a_hosts_toml_mirror_that_sends_ns() {
         ls.stdout
     );
     assert!(
-        dir.path().join("mirror/docker/registry/v2/repositories/upstream.test/lib/app/_manifests").exists(),
-        "cached as upstream.test/lib/app"
+        dir.path().join("mirror/docker/registry/v2/repositories/upstream.test_5000/lib/app/_manifests").exists(),
+        "cached as upstream.test_5000/lib/app"
     );
 }
 

@@ -383,14 +383,32 @@ pub struct GarbageCollectionSpec {
     pub schedule: String,
 }
 
-/// Node-side wiring so that the kubelet on every node can pull from the
-/// registry by its in-cluster name (issue 7).
+/// Lets the container runtime on every node pull from the registry by its
+/// in-cluster name. A node resolves names with its own resolver, which does
+/// not know `<name>.<namespace>.svc.<clusterDomain>`, and containerd sends a
+/// pod's pull secret only to a host named like the image's registry.
+///
+/// When enabled, a DaemonSet `<name>-node-access` runs `wharf-operator
+/// node-agent` on every node (it tolerates every taint). On each node it:
+/// - adds a line `<Service ClusterIP> <name>.<namespace>.svc.<domain>` to the
+///   hosts file, marked `# wharf-node-access <namespace>/<name>`;
+/// - writes containerd's `<certs.d>/<host:port>/hosts.toml` for the registry
+///   (plain http, or https trusting `tls.secretName`'s certificate), and for
+///   a RegistryMirror `<certs.d>/<upstream name>/hosts.toml` for each
+///   upstream, sending pulls of that upstream's images to the mirror first.
+///
+/// containerd must read `hosts.toml` files (`config_path` set to the certs
+/// dir), and the host network must reach ClusterIPs (kube-proxy). The agent
+/// pods run as root without capabilities and mount the two node paths; the
+/// namespace must admit hostPath volumes (Pod Security `privileged`).
+///
+/// Turning it off (or deleting the resource) deletes the DaemonSet; each
+/// agent then removes exactly the lines and files it wrote. Files someone
+/// else wrote are never changed. See docs/node-access.md.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeAccessSpec {
-    /// Map the registry's in-cluster host name to its Service on every node
-    /// and write containerd's `hosts.toml` for it (for a mirror: for each
-    /// upstream host too). Off by default: it changes node files.
+    /// Run the node agent DaemonSet. Off by default: it changes node files.
     #[serde(default)]
     pub enabled: bool,
 }

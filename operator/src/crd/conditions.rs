@@ -27,6 +27,10 @@ pub struct RegistryStatus {
     /// Registry pods that are ready.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// With `nodeAccess`: `<ready>/<scheduled> nodes ready` from the node-access
+    /// DaemonSet, or what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_access: Option<String>,
 }
 
 /// Condition types.

@@ -95,8 +95,15 @@ pub struct RegistryMirrorSpec {
     /// A NetworkPolicy limiting who reaches the mirror.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
-    /// Let every node's container runtime pull through this mirror: for each
-    /// upstream host (e.g. docker.io) containerd is pointed at the mirror.
+    /// Let every node's containerd pull through this mirror: a DaemonSet
+    /// `<name>-node-access` adds `<ClusterIP> <name>.<namespace>.svc.<domain>`
+    /// to each node's hosts file and, for each upstream name (e.g. docker.io),
+    /// writes `<certs.d>/<upstream name>/hosts.toml` that tries the mirror
+    /// first (containerd falls back to the upstream itself). Everything is
+    /// marked `wharf-node-access <namespace>/<name>` and removed exactly when
+    /// the agent stops (nodeAccess off, or the resource deleted). containerd
+    /// sends no pull secret to a mirror host, so node pulls through the mirror
+    /// are anonymous. See docs/node-access.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_access: Option<NodeAccessSpec>,
 }

@@ -84,7 +84,13 @@ pub struct RegistrySpec {
     /// Scheduled garbage collection of unreferenced blobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garbage_collection: Option<GarbageCollectionSpec>,
-    /// Let every node's container runtime pull from this registry by its in-cluster name.
+    /// Let every node's containerd pull from this registry by its in-cluster
+    /// name: a DaemonSet `<name>-node-access` adds `<ClusterIP> <name>.<namespace>.svc.<domain>`
+    /// to each node's hosts file and writes `<certs.d>/<host:port>/hosts.toml`,
+    /// all marked `wharf-node-access <namespace>/<name>`, and removes exactly
+    /// that when it stops (nodeAccess off, or the resource deleted). Needs
+    /// containerd's `config_path` set to the certs dir and hostPath volumes
+    /// allowed in the namespace. See docs/node-access.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_access: Option<NodeAccessSpec>,
 }

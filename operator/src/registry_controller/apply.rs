@@ -6,7 +6,10 @@
 //! 3. the Service, then the Deployment (its config hash already matches the
 //!    ConfigMap applied in 1), then the PodDisruptionBudget;
 //! 4. Ingress, NetworkPolicy and the GC CronJob;
-//! 5. prune: children of this resource (found by label) that the spec no
+//! 5. the `nodeAccess` DaemonSet, last: its arguments carry the ClusterIP of
+//!    the Service applied in 3. While that is not known yet, an existing
+//!    DaemonSet is neither applied nor pruned;
+//! 6. prune: children of this resource (found by label) that the spec no
 //!    longer asks for are deleted. Claims are never pruned: removing data is
 //!    left to owner-reference garbage collection when the resource goes.
 //!
@@ -17,6 +20,7 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -28,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 use crate::names::{self, OwnerKind};
 
+use super::build::node_access::NodeAccessChild;
 use super::build::{Applied, Prepared, Resources};
 
 /// Errors of this step; transient (the API server said no, or was not there).
@@ -75,6 +80,7 @@ pub async fn apply(
         ingress,
         network_policy,
         gc_cronjob,
+        node_access,
         state: PhantomData,
     } = resources;
     let a = Applier { client, namespace };
@@ -89,6 +95,11 @@ pub async fn apply(
     let ingress = a.apply_opt(ingress.as_ref()).await?;
     let network_policy = a.apply_opt(network_policy.as_ref()).await?;
     let gc_cronjob = a.apply_opt(gc_cronjob.as_ref()).await?;
+    let node_access = match node_access {
+        NodeAccessChild::Off => NodeAccessChild::Off,
+        NodeAccessChild::WaitingForClusterIp => NodeAccessChild::WaitingForClusterIp,
+        NodeAccessChild::On(d) => NodeAccessChild::On(a.apply(&d).await?),
+    };
 
     let selector = names::children_selector(kind, instance);
     let keep_secrets: Vec<String> =
@@ -101,6 +112,9 @@ pub async fn apply(
     a.prune::<Ingress>(&selector, &names_of(ingress.as_ref())).await?;
     a.prune::<NetworkPolicy>(&selector, &names_of(network_policy.as_ref())).await?;
     a.prune::<CronJob>(&selector, &names_of(gc_cronjob.as_ref())).await?;
+    if !matches!(node_access, NodeAccessChild::WaitingForClusterIp) {
+        a.prune::<DaemonSet>(&selector, &names_of(node_access.as_option())).await?;
+    }
 
     Ok(Resources {
         http_secret,
@@ -114,6 +128,7 @@ pub async fn apply(
         ingress,
         network_policy,
         gc_cronjob,
+        node_access,
         state: PhantomData,
     })
 }

@@ -107,6 +107,11 @@ impl<'a> CommonSpec<'a> {
         self.auth.is_some_and(|a| a.token.is_some())
     }
 
+    /// Whether `nodeAccess.enabled` is set.
+    pub fn node_access_enabled(&self) -> bool {
+        self.node_access.is_some_and(|n| n.enabled)
+    }
+
     /// Names of the user Secrets the operator must read to validate the spec.
     /// TLS Secrets of the Ingress are the ingress controller's business and are not read.
     pub fn referenced_secrets(&self) -> Vec<String> {

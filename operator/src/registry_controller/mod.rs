@@ -43,6 +43,9 @@ use validate::{Identity, ValidatedRegistry};
 
 /// How often a healthy resource is looked at again without any event.
 pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How soon to look again when `nodeAccess` waits for the Service's ClusterIP
+/// (the Service watch usually wakes the resource sooner).
+pub const CLUSTER_IP_RETRY: Duration = Duration::from_secs(5);
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,7 @@ impl Error {
             Error::Dereference(dereference::Error::GeneratedSecret { .. }) => "KeepGeneratedSecret",
             Error::Dereference(dereference::Error::GeneratedSecretEmpty { .. }) => "GeneratedSecretEmpty",
             Error::Dereference(dereference::Error::GenerateKey(_)) => "GenerateKey",
+            Error::Dereference(dereference::Error::FetchService { .. }) => "FetchService",
             Error::Validate(e) => e.reason(),
             Error::Build(_) => "RenderConfig",
             Error::Apply(apply::Error::Apply { .. }) => "Apply",
@@ -187,6 +191,8 @@ where
         }
     };
     let resources = build::build(&validated).map_err(Error::Build)?;
+    let waiting_for_cluster_ip =
+        matches!(resources.node_access, build::node_access::NodeAccessChild::WaitingForClusterIp);
     let applied = match apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources).await {
         Ok(a) => a,
         Err(e) => {
@@ -201,5 +207,5 @@ where
     let observed = update_status::observe(&applied);
     let status = update_status::compute_status(&validated, &observed, generation);
     update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if waiting_for_cluster_ip { CLUSTER_IP_RETRY } else { RESYNC }))
 }

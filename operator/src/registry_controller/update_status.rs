@@ -1,5 +1,6 @@
 //! Step 5: status. Computes Ready, Progressing and Degraded from what apply
-//! returned (Deployment and claim status), writes the status subresource only
+//! returned (Deployment and claim status; `nodeAccess` progress from the
+//! DaemonSet, reported apart and never part of Ready), writes the status subresource only
 //! when it changed, and records an Event when a condition changes.
 //!
 //! [`compute_status`] and [`failure_status`] are pure; [`write_status`] does the I/O.
@@ -7,6 +8,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -18,6 +20,7 @@ use crate::crd::RegistryStatus;
 use crate::crd::conditions::{reasons, types};
 use crate::crd::{Registry, RegistryMirror};
 
+use super::build::node_access::NodeAccessChild;
 use super::build::{Applied, Resources};
 use super::validate::{Auth, ValidatedRegistry};
 
@@ -60,6 +63,20 @@ pub struct Observed {
     pub rollout_complete: bool,
     /// The claim is not bound.
     pub pvc_pending: bool,
+    /// The `nodeAccess` DaemonSet's progress, when `nodeAccess` is on.
+    pub node_access: Option<String>,
+}
+
+/// `nodeAccess` as the status reports it.
+fn observe_node_access(child: &NodeAccessChild<DaemonSet>) -> Option<String> {
+    match child {
+        NodeAccessChild::Off => None,
+        NodeAccessChild::WaitingForClusterIp => Some("waiting for the Service's ClusterIP".into()),
+        NodeAccessChild::On(d) => {
+            let s = d.status.clone().unwrap_or_default();
+            Some(format!("{}/{} nodes ready", s.number_ready, s.desired_number_scheduled))
+        }
+    }
 }
 
 /// Reads the rollout state out of the applied objects.
@@ -78,7 +95,13 @@ pub fn observe(applied: &Resources<Applied>) -> Observed {
         .and_then(|p| p.status.as_ref())
         .and_then(|s| s.phase.as_deref())
         .is_some_and(|phase| phase == "Pending");
-    Observed { replicas, ready_replicas: status.ready_replicas.unwrap_or(0), rollout_complete, pvc_pending }
+    Observed {
+        replicas,
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        rollout_complete,
+        pvc_pending,
+        node_access: observe_node_access(&applied.node_access),
+    }
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
@@ -131,6 +154,7 @@ pub fn compute_status(v: &ValidatedRegistry, observed: &Observed, generation: Op
         host: Some(v.endpoint.host.clone()),
         realm: matches!(v.auth, Auth::Token(_)).then(|| v.endpoint.realm.clone()),
         ready_replicas: observed.ready_replicas,
+        node_access: observed.node_access.clone(),
     }
 }
 
@@ -179,6 +203,19 @@ pub fn transitions<'a>(previous: Option<&RegistryStatus>, next: &'a RegistryStat
         .collect()
 }
 
+/// `status` as a merge patch. Fields that are unset in `status` but may be set
+/// in the stored status (realm, nodeAccess) are sent as null, so a merge
+/// patch removes them rather than keeping a stale value.
+pub fn status_patch(status: &RegistryStatus) -> serde_json::Value {
+    let mut value = serde_json::to_value(status).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for key in ["realm", "nodeAccess"] {
+            map.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    value
+}
+
 /// Writes `next` (if it differs from the current status) and records events for transitions.
 pub async fn write_status<K: HasRegistryStatus>(
     client: &Client,
@@ -192,7 +229,7 @@ pub async fn write_status<K: HasRegistryStatus>(
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": next });
+    let patch = serde_json::json!({ "status": status_patch(&next) });
     api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(Error::PatchStatus)?;
@@ -225,7 +262,7 @@ mod tests {
     use super::*;
 
     fn observed(ready: i32, complete: bool, pvc_pending: bool) -> Observed {
-        Observed { replicas: 2, ready_replicas: ready, rollout_complete: complete, pvc_pending }
+        Observed { replicas: 2, ready_replicas: ready, rollout_complete: complete, pvc_pending, node_access: None }
     }
 
     fn cond<'a>(s: &'a RegistryStatus, t: &str) -> &'a Condition {
@@ -241,6 +278,36 @@ mod tests {
         assert_eq!(cond(&s, types::DEGRADED).status, "False");
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.host.as_deref(), Some("reg.team-a.svc.cluster.local:5000"));
+    }
+
+    #[test]
+    fn node_access_progress_is_reported() {
+        use k8s_openapi::api::apps::v1::DaemonSetStatus;
+        assert_eq!(observe_node_access(&NodeAccessChild::Off), None);
+        assert_eq!(
+            observe_node_access(&NodeAccessChild::WaitingForClusterIp).as_deref(),
+            Some("waiting for the Service's ClusterIP")
+        );
+        let d = DaemonSet {
+            status: Some(DaemonSetStatus { number_ready: 2, desired_number_scheduled: 3, ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(observe_node_access(&NodeAccessChild::On(d)).as_deref(), Some("2/3 nodes ready"));
+        let v = crate::test_support::validated_registry();
+        let mut o = observed(2, true, false);
+        o.node_access = Some("1/1 nodes ready".into());
+        assert_eq!(compute_status(&v, &o, Some(1)).node_access.as_deref(), Some("1/1 nodes ready"));
+    }
+
+    #[test]
+    fn status_patch_clears_what_no_longer_applies() {
+        let v = crate::test_support::validated_registry();
+        let mut o = observed(2, true, false);
+        let patch = status_patch(&compute_status(&v, &o, Some(1)));
+        assert_eq!(patch["nodeAccess"], serde_json::Value::Null);
+        assert!(patch["realm"].is_string());
+        o.node_access = Some("1/1 nodes ready".into());
+        assert_eq!(status_patch(&compute_status(&v, &o, Some(1)))["nodeAccess"], "1/1 nodes ready");
     }
 
     #[test]

@@ -231,7 +231,6 @@ impl From<Denial> for ApiError {
                 }
                 e
             }
-            Denial::Denied { message } => ApiError::new(StatusCode::FORBIDDEN, error::Code::Denied, message),
             Denial::TooManyRequests { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
                 ApiError::new(

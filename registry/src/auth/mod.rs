@@ -83,8 +83,6 @@ impl Identity {
 pub enum Denial {
     /// 401 with this `WWW-Authenticate` value.
     Unauthorized { challenge: String, message: String },
-    /// 403: authenticated, but not allowed.
-    Denied { message: String },
     /// 429 after repeated failed logins.
     TooManyRequests { retry_after: Duration },
 }
@@ -268,8 +266,13 @@ impl Auth {
                 })?;
                 let identity =
                     Identity { user: claims.sub.filter(|s| !s.is_empty()), grants: Grants::Scoped(claims.access) };
+                // As registry:2: 401 with insufficient_scope (not 403), so a client may fetch a
+                // token for the scope in the challenge, and an anonymous one learns it must log in.
                 if let Some(missing) = needed.iter().find(|a| !identity.allows(a)) {
-                    return Err(Denial::Denied { message: format!("the token does not grant {missing}") });
+                    return Err(Denial::Unauthorized {
+                        challenge: format!("{challenge},error=\"insufficient_scope\""),
+                        message: format!("the token does not grant {missing}"),
+                    });
                 }
                 Ok(identity)
             }

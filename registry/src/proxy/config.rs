@@ -146,6 +146,21 @@ mirrored repositories), use proxy.passthrough: true so each client's own credent
 proxy.exposeupstreamaccount: true to declare that every client may see everything the account sees";
 
 /// Whether `s` is one component of a repository name (`docker.io`, `ghcr.io`).
+/// `host` or `host:port`, as containerd sends it in `?ns=`.
+fn valid_upstream_name(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((host, port)) => valid_component(host) && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => valid_component(s),
+    }
+}
+
+/// The repository-name component an upstream's content is stored under, and
+/// clients may select it by: its name, with a port's `:` (not allowed in a
+/// repository name) written as `_` (`registry.svc.cluster.local_5000`).
+pub fn prefix_of(name: &str) -> String {
+    name.replace(':', "_")
+}
+
 fn valid_component(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -180,21 +195,25 @@ impl Proxy {
         if self.username.is_some() != self.password.is_some() {
             return Err(key_error("proxy", "set both username and password, or neither"));
         }
-        let mut names = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::<String>::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             let path = format!("proxy.upstreams[{i}]");
-            if !valid_component(&u.name) {
+            if !valid_upstream_name(&u.name) {
                 return Err(key_error(
                     &format!("{path}.name"),
                     format!(
-                        "`{}` must be one repository-name component, lowercase (the registry host as clients \
-                         write it: docker.io, ghcr.io)",
+                        "`{}` must be a lowercase registry host as clients write it, with an optional port \
+                         (docker.io, ghcr.io, registry.team.svc.cluster.local:5000)",
                         u.name
                     ),
                 ));
             }
-            if !names.insert(u.name.as_str()) {
-                return Err(key_error(&format!("{path}.name"), format!("`{}` is used twice", u.name)));
+            // The path prefix selects the upstream too, so prefixes must differ (`a:5000`, `a_5000`).
+            if !names.insert(prefix_of(&u.name)) {
+                return Err(key_error(
+                    &format!("{path}.name"),
+                    format!("`{}` is used twice (as a name or as the path prefix `{}`)", u.name, prefix_of(&u.name)),
+                ));
             }
             check_url(&format!("{path}.url"), &u.url)?;
             if u.username.is_some() && u.usernamefile.is_some() {
@@ -215,7 +234,7 @@ impl Proxy {
             return Err(key_error("proxy.localprefix", format!("`{p}` is not a repository name prefix")));
         }
         if let Some(p) = &self.localprefix
-            && let Some(u) = self.upstreams.iter().find(|u| u.name == p.split('/').next().unwrap_or(""))
+            && let Some(u) = self.upstreams.iter().find(|u| prefix_of(&u.name) == p.split('/').next().unwrap_or(""))
         {
             return Err(key_error("proxy.localprefix", format!("`{p}` overlaps the upstream named `{}`", u.name)));
         }
@@ -300,5 +319,24 @@ mod tests {
         assert!(e("{remoteurl: https://x, username: u, password: p, passthrough: true}", false).contains("remove"));
         assert!(e("{upstreams: [{name: a, url: https://x}], localprefix: a}", false).contains("overlaps"));
         assert!(e("{remoteurl: https://x, localprefix: Local}", false).contains("localprefix"));
+        assert!(e("{upstreams: [{name: 'a:99999', url: https://x}]}", false).contains("port"));
+        assert!(e("{upstreams: [{name: 'a:', url: https://x}]}", false).contains("port"));
+        assert!(
+            e("{upstreams: [{name: 'a:5000', url: https://x}, {name: a_5000, url: https://y}]}", false)
+                .contains("path prefix `a_5000`")
+        );
+        assert!(e("{upstreams: [{name: 'a:5000', url: https://x}], localprefix: a_5000}", false).contains("overlaps"));
+    }
+
+    #[test]
+    fn an_upstream_with_a_port_is_stored_under_a_prefix_without_the_colon() {
+        // In-cluster registries are always `<svc>.<ns>.svc.<domain>:<port>`; containerd sends that as ?ns=.
+        proxy(
+            "{upstreams: [{name: 'reg.team.svc.cluster.local:5000', url: 'http://reg.team.svc.cluster.local:5000'}]}",
+        )
+        .validate(false)
+        .unwrap();
+        assert_eq!(prefix_of("reg.team.svc.cluster.local:5000"), "reg.team.svc.cluster.local_5000");
+        assert_eq!(prefix_of("docker.io"), "docker.io");
     }
 }

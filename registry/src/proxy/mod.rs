@@ -208,17 +208,17 @@ impl Mirror {
         if let Some(ns) = ns
             && let Some(u) = self.named.iter().find(|u| u.name == ns)
         {
-            return target(u, &format!("{ns}/{n}"), n);
+            return target(u, &format!("{}/{n}", u.prefix), n);
         }
         if let Some((first, rest)) = n.split_once('/')
-            && let Some(u) = self.named.iter().find(|u| u.name == first)
+            && let Some(u) = self.named.iter().find(|u| u.prefix == first)
         {
             return target(u, n, rest);
         }
         if let Some(u) = &self.default {
             return target(u, n, n);
         }
-        let names: Vec<&str> = self.named.iter().map(|u| u.name.as_str()).collect();
+        let names: Vec<&str> = self.named.iter().map(|u| u.prefix.as_str()).collect();
         Selection::Unrouted(format!(
             "{n} is not mirrored: name an upstream ({}) as the first path component or with ?ns=, {}",
             names.join(", "),

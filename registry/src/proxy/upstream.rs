@@ -137,6 +137,8 @@ type TokenKey = ([u8; 32], String);
 pub struct Upstream {
     /// The name clients select it by (`docker.io`); empty for `remoteurl`.
     pub name: String,
+    /// The first path component of its local repositories (the name, `:` as `_`).
+    pub prefix: String,
     /// The base URL without a trailing slash.
     pub url: String,
     https: bool,
@@ -176,6 +178,7 @@ impl Upstream {
         let bare = host.split(':').next().unwrap_or("");
         Ok(Upstream {
             name: name.to_string(),
+            prefix: super::config::prefix_of(name),
             docker_hub: matches!(bare, "registry-1.docker.io" | "index.docker.io" | "docker.io"),
             url,
             https,

@@ -11,6 +11,7 @@ pub mod gc_cronjob;
 pub mod ingress;
 pub mod meta;
 pub mod network_policy;
+pub mod node_access;
 pub mod pdb;
 pub mod pvc;
 pub mod registry_config;
@@ -19,7 +20,7 @@ pub mod service;
 
 use std::marker::PhantomData;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -27,6 +28,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::validate::ValidatedRegistry;
+use node_access::NodeAccessChild;
 
 /// Marker: built, not yet applied.
 #[derive(Debug)]
@@ -61,6 +63,8 @@ pub struct Resources<State> {
     pub network_policy: Option<NetworkPolicy>,
     /// The GC CronJob.
     pub gc_cronjob: Option<CronJob>,
+    /// The `nodeAccess` DaemonSet.
+    pub node_access: NodeAccessChild<DaemonSet>,
     /// Typestate marker.
     pub state: PhantomData<State>,
 }
@@ -80,6 +84,7 @@ pub fn build(v: &ValidatedRegistry) -> Result<Resources<Prepared>, serde_yaml::E
         ingress: ingress::build_ingress(v),
         network_policy: network_policy::build_network_policy(v),
         gc_cronjob: gc_cronjob::build_gc_cronjob(v),
+        node_access: node_access::build_node_access(v),
         state: PhantomData,
     })
 }
@@ -99,6 +104,7 @@ impl<S> Resources<S> {
             ingress,
             network_policy,
             gc_cronjob,
+            node_access,
             state: _,
         } = self;
         let mut out = String::new();
@@ -131,6 +137,9 @@ impl<S> Resources<S> {
         }
         if let Some(c) = gc_cronjob {
             doc(&mut out, c)?;
+        }
+        if let Some(d) = node_access.as_option() {
+            doc(&mut out, d)?;
         }
         Ok(out)
     }
