@@ -213,6 +213,16 @@ if [ -f "$STATE/host/sysctl.saved" ]; then
   mv "$STATE/host/sysctl.saved" "$STATE/host/sysctl.restored"
 fi
 
+# ------------------------------------------------------------------ nodeAccess
+# The node agents undo their /etc/hosts lines on SIGTERM; a cluster torn down
+# under them cannot deliver it, so remove what is left of their marked lines.
+# In place (the file may be a bind mount that a rename cannot replace).
+if grep -q '# wharf-node-access ' /etc/hosts 2>/dev/null; then
+  kept=$(grep -v '# wharf-node-access ' /etc/hosts || true)
+  printf '%s\n' "$kept" > /etc/hosts
+  log "removed leftover nodeAccess lines from /etc/hosts"
+fi
+
 # ------------------------------------------------------------------ capture
 stop_proc "$STATE" tcpdump 10
 if [ -f "$STATE/capture/outside.pcap" ]; then

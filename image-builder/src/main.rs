@@ -53,6 +53,12 @@ struct Blob {
     size: u64,
 }
 
+/// JSON with object keys sorted: oci-spec keeps labels and annotations in
+/// HashMaps, whose order changes from run to run, and with it the digest.
+fn canonical_json<T: serde::Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&serde_json::to_value(value)?)?)
+}
+
 fn write_blob(layout: &Path, data: &[u8]) -> anyhow::Result<Blob> {
     let hex = hex::encode(Sha256::digest(data));
     let dir = layout.join("blobs/sha256");
@@ -165,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         .rootfs(RootFsBuilder::default().typ("layers".to_string()).diff_ids(vec![diff_id]).build()?)
         .created("1970-01-01T00:00:00Z".to_string())
         .build()?;
-    let config_blob = write_blob(&args.out, serde_json::to_string(&image_config)?.as_bytes())?;
+    let config_blob = write_blob(&args.out, &canonical_json(&image_config)?)?;
 
     let manifest = ImageManifestBuilder::default()
         .schema_version(SCHEMA_VERSION)
@@ -186,7 +192,7 @@ fn main() -> anyhow::Result<()> {
         ])
         .annotations(labels)
         .build()?;
-    let manifest_blob = write_blob(&args.out, serde_json::to_string(&manifest)?.as_bytes())?;
+    let manifest_blob = write_blob(&args.out, &canonical_json(&manifest)?)?;
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .media_type(MediaType::ImageIndex)
@@ -205,7 +211,7 @@ fn main() -> anyhow::Result<()> {
                 .build()?,
         ])
         .build()?;
-    fs::write(args.out.join("index.json"), serde_json::to_string(&index)?)?;
+    fs::write(args.out.join("index.json"), canonical_json(&index)?)?;
     fs::write(args.out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
     if manifest_blob.size == 0 {
         bail!("empty manifest");

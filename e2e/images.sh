@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Puts the images the scenarios run into the node's containerd (k8s.io
+# namespace), with no registry and no container engine:
+#   ghcr.io/wharf-dev/wharf-registry:<version>   make images (OCI layout)
+#   ghcr.io/wharf-dev/wharf-operator:<version>   make images (OCI layout)
+#   wharf.local/client:1   busybox + a static crane + app.tar, the image the
+#                          scenarios push (the pause image, a docker-archive)
+#
+#   e2e/images.sh          (the cluster must be up: e2e/cluster/up.sh)
+set -Eeuo pipefail
+E2E_SCRIPT=images
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=cluster/lib.sh
+. "$HERE/cluster/lib.sh"
+
+STATE=$WHARF_E2E_DIR/cluster
+CTRD_SOCK=$STATE/containerd/containerd.sock
+CRANE_VERSION=v0.20.8
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+OUT=$WHARF_E2E_DIR/images
+mkdir -p "$OUT"
+ctr_() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
+ctr_ version >/dev/null 2>&1 || die "no containerd at $CTRD_SOCK: is the cluster up?"
+
+phase "make images"
+(cd "$ROOT" && bash scripts/images.sh) >&2
+
+phase "import wharf images"
+for name in wharf-registry wharf-operator; do
+  # skopeo refuses to overwrite an archive.
+  rm -f "$OUT/$name.tar"
+  skopeo copy -q "oci:$ROOT/target/images/$name" "docker-archive:$OUT/$name.tar:ghcr.io/wharf-dev/$name:$VERSION"
+  ctr_ images import --platform linux/amd64 "$OUT/$name.tar" >/dev/null
+  log "imported ghcr.io/wharf-dev/$name:$VERSION"
+done
+
+phase "client image"
+# The crane in $WHARF_CACHE/bin uses cgo; the client image has no libc.
+crane_dir=$WHARF_CACHE/tools/crane-static-$CRANE_VERSION
+if [ ! -x "$crane_dir/crane" ]; then
+  GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$crane_dir" \
+    go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
+BB=$(command -v busybox) || die "busybox not found (apt-get install busybox-static)"
+[ -f "$STATE/pause.tar" ] || die "no $STATE/pause.tar (up.sh writes it)"
+args=(--file "$BB:/bin/busybox:0755" --file "$crane_dir/crane:/bin/crane:0755"
+  --file "$STATE/pause.tar:/images/app.tar:0644" --dir /tmp --cmd '["sh"]')
+for a in sh cat echo grep printf nc sed test wc tr head; do
+  args+=(--symlink "/bin/$a:busybox")
+done
+python3 "$HERE/cluster/mkimage.py" "$OUT/client.tar" wharf.local/client:1 "${args[@]}" >/dev/null
+ctr_ images import --platform linux/amd64 "$OUT/client.tar" >/dev/null
+log "imported wharf.local/client:1"
+phases_report
