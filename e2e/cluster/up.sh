@@ -256,8 +256,12 @@ metadata:
     storageclass.kubernetes.io/is-default-class: "true"
 provisioner: wharf.dev/hostpath
 reclaimPolicy: Delete
-volumeBindingMode: Immediate
+volumeBindingMode: WaitForFirstConsumer
 EOF
+# WaitForFirstConsumer, as kind's and k3s's default classes: the scheduler then
+# waits for the claim to bind instead of parking the pod as unschedulable. With
+# Immediate, a pod created with its claim sometimes stayed Pending for the
+# scheduler's 5 minutes of unschedulable back-off after the claim had bound.
 
 # ------------------------------------------------------------------ containerd
 phase "containerd"
