@@ -3,12 +3,18 @@
 # with nginx serving the same bytes as the machine's limit, all measured in
 # one run with the same client (curl for transfers, wrk for manifest GETs).
 #
-#   bash bench/run.sh            full run (~5-8 min), writes docs/benchmarks.md
+# Then bench/mirror.sh (the pull-through cache: cold and warm pulls through a
+# wharf mirror against direct and local pulls) and bench/operator.sh (the
+# operator with 100 Registries on a real kube-apiserver) run, and their
+# sections are appended to the same document.
+#
+#   bash bench/run.sh            full run (~12-16 min), writes docs/benchmarks.md
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
-# Options: --quick, --runs N, --out FILE, --no-build (use target/release as is).
+# Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
+# --no-mirror, --no-operator (leave those sections out).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
-# prebuilt wharf-registry to use instead of building one).
+# prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
 #
 # Every process this script starts is stopped by PID on exit, and its work
 # directory (on the same disk as the cached test data) is removed. All
@@ -23,6 +29,8 @@ QUICK=0
 RUNS=""
 OUT=""
 BUILD=1
+MIRROR=1
+OPERATOR=1
 while (($#)); do
     case $1 in
     --quick) QUICK=1 ;;
@@ -31,7 +39,9 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --out=*) OUT=${1#*=} ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --no-mirror) MIRROR=0 ;;
+    --no-operator) OPERATOR=0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -66,16 +76,15 @@ for t in distribution-registry nginx wrk curl jq sha256sum awk sort timeout; do
 done
 ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/tools.sh, or install them into $WHARF_CACHE/bin)"
 
-if [[ -n ${WHARF_REGISTRY_BIN:-} ]]; then
-    WHARF_BIN=$WHARF_REGISTRY_BIN
-elif ((BUILD)); then
-    log "building wharf-registry (cargo build --release -p wharf-registry)"
-    (cd "$ROOT" && cargo build --release -p wharf-registry >&2) || die "cargo build failed"
-    WHARF_BIN=$ROOT/target/release/wharf-registry
-else
-    WHARF_BIN=$ROOT/target/release/wharf-registry
+if ((BUILD)); then
+    # One build of both binaries; the mirror and operator benchmarks reuse it.
+    log "building (cargo build --release --locked -p wharf-registry -p wharf-operator)"
+    (cd "$ROOT" && cargo build --release --locked -p wharf-registry -p wharf-operator >&2) || die "cargo build failed"
 fi
+WHARF_BIN=${WHARF_REGISTRY_BIN:-$ROOT/target/release/wharf-registry}
+OPERATOR_BIN=${WHARF_OPERATOR_BIN:-$ROOT/target/release/wharf-operator}
 [[ -x $WHARF_BIN ]] || die "no wharf-registry binary at $WHARF_BIN"
+((OPERATOR == 0)) || [[ -x $OPERATOR_BIN ]] || die "no wharf-operator binary at $OPERATOR_BIN"
 
 # ---------------------------------------------------------------- cleanup
 WORK=""
@@ -186,6 +195,10 @@ MANIFEST_DIGEST=sha256:$(sha256sum "$MANIFEST_FILE" | awk '{print $1}')
 # ---------------------------------------------------------------- servers
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $LOAD_BEFORE"
+# Other work sharing the machine (a read-only look at ps): compilers, linkers,
+# an e2e cluster's kubelet or containerd.
+other_work() { ps -eo comm= | grep -c -E '^(rustc|cargo|cc1|cc1plus|ld|ld.lld|mold|go|compile|link|kubelet|containerd)$' || true; }
+OTHER_BEFORE=$(other_work)
 
 registry_config() { # FILE ROOTDIR PORT
     cat >"$1" <<EOF
@@ -446,6 +459,12 @@ done
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average after: $LOAD_AFTER"
+OTHER_AFTER=$(other_work)
+if ((OTHER_BEFORE + OTHER_AFTER > 0)); then
+    OTHER_NOTE="**yes**: $OTHER_BEFORE such processes before, $OTHER_AFTER after; the numbers are noisier for it"
+else
+    OTHER_NOTE="none seen"
+fi
 cp "$RESULTS" "$WHARF_CACHE/bench/last-results.tsv"
 
 # ---------------------------------------------------------------- report
@@ -496,11 +515,14 @@ mkdir -p "$(dirname "$OUT")"
 
 Written by \`bench/run.sh\`, mode: $mode, on $(date -u '+%Y-%m-%d %H:%M UTC').
 Re-run with \`make bench\`; \`bash bench/run.sh --quick\` is a small version for iterating.
+After the registry results come the pull-through cache (\`bench/mirror.sh\`) and
+the operator at scale (\`bench/operator.sh\`), each with its own method and targets.
 
 | | |
 |---|---|
 | machine | $(nproc) cores, $cpu_model, $mem_total, kernel $(uname -r) |
 | load average (1/5/15 min) | before: $LOAD_BEFORE; after: $LOAD_AFTER |
+| other work on the machine (compilers, linkers, an e2e cluster's kubelet or containerd) | $OTHER_NOTE |
 | disk | storage roots and test data on $fs_type (not tmpfs), under \`\$WHARF_CACHE/bench\` |
 | wharf-registry | $wharf_version, git $git_rev$git_dirty, \`cargo build --release\` |
 | distribution | $dist_version (\`registry serve\`, built with go install) |
@@ -586,5 +608,43 @@ Idle RSS of distribution for comparison: $(awk -v d="$D_IDLE" 'BEGIN {printf "%.
   same for all three servers.
 EOF
 } >"$OUT"
+log "wrote $OUT (registry section)"
+
+# ---------------------------------------------------------------- mirror and operator
+# The registries above are stopped first, so they take no memory or CPU from
+# the next benchmarks; each of those starts and stops its own processes.
+for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+done
+PIDS=()
+SUB_ARGS=(--no-build)
+((QUICK)) && SUB_ARGS+=(--quick)
+FAILED=()
+# sub_bench NAME SCRIPT ARGS...: its section, or a note that it failed.
+sub_bench() {
+    local name=$1 script=$2 rc=0
+    shift 2
+    log "running bench/$script"
+    WHARF_REGISTRY_BIN=$WHARF_BIN WHARF_OPERATOR_BIN=$OPERATOR_BIN \
+        bash "$ROOT/bench/$script" "${SUB_ARGS[@]}" "$@" --out "$WORK/$name.md" >&2 || rc=$?
+    if ((rc == 0)) && [[ -s $WORK/$name.md ]]; then
+        { echo; cat "$WORK/$name.md"; } >>"$OUT"
+    else
+        FAILED+=("$script")
+        printf '\n## %s\n\n**bench/%s failed** (exit %d) in this run; see the output of `make bench`.\n' \
+            "$name" "$script" "$rc" >>"$OUT"
+    fi
+}
+if ((MIRROR)); then
+    if [[ -n $RUNS ]]; then sub_bench mirror mirror.sh --runs "$RUNS"; else sub_bench mirror mirror.sh; fi
+fi
+((OPERATOR)) && sub_bench operator operator.sh
 log "wrote $OUT"
 cat "$OUT"
+((${#FAILED[@]} == 0)) || die "failed: ${FAILED[*]}"
