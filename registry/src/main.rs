@@ -1,4 +1,5 @@
-//! The `wharf-registry` command: `serve [config.yml]` and `config check FILE`.
+//! The `wharf-registry` command: `serve [config.yml]`, `config check FILE` and
+//! `garbage-collect [config.yml]`.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use wharf_registry::config::{Config, DEFAULT_CONFIG};
+use wharf_registry::config::{Config, DEFAULT_CONFIG, GoDuration};
 use wharf_registry::{build, debug, server, telemetry};
 
 #[derive(Parser)]
@@ -23,6 +24,21 @@ enum Command {
         #[arg(env = "REGISTRY_CONFIGURATION_PATH")]
         config: Option<String>,
     },
+    /// Delete blobs that no stored manifest refers to, as registry:2's garbage-collect.
+    GarbageCollect {
+        #[arg(env = "REGISTRY_CONFIGURATION_PATH")]
+        config: Option<String>,
+        /// Print what would be deleted; delete nothing.
+        #[arg(short, long)]
+        dry_run: bool,
+        /// Spare unreferenced blobs younger than this Go duration: a push uploads its layers
+        /// before the manifest that refers to them.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        min_age: Duration,
+        /// Also delete manifests that no tag reaches (directly or as an index's child).
+        #[arg(short = 'm', long)]
+        delete_untagged: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -34,6 +50,10 @@ enum Command {
 enum ConfigCommand {
     /// Validate a config file (with REGISTRY_* overrides) and print the effective config.
     Check { file: String },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    GoDuration::parse(s).ok_or_else(|| format!("`{s}` is not a duration such as 30m or 1h"))
 }
 
 fn load(path: Option<&str>) -> anyhow::Result<Config> {
@@ -60,6 +80,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&file).with_context(|| format!("{file} is not a valid configuration"))?;
             print!("{}", config.to_yaml());
             Ok(())
+        }
+        Command::GarbageCollect { config, dry_run, min_age, delete_untagged } => {
+            let config = load(config.as_deref())?;
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                let app = build(&config)?;
+                let report = app
+                    .registry
+                    .garbage_collect(min_age, dry_run, delete_untagged)
+                    .await
+                    .context("garbage collection")?;
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                for m in &report.untagged_deleted {
+                    println!("{verb} untagged manifest {m}");
+                }
+                for d in &report.deleted {
+                    println!("{verb} blob {d}");
+                }
+                println!(
+                    "{} manifests mark {} blobs; {verb} {} unreferenced blobs ({} bytes); spared {} younger than {}",
+                    report.manifests,
+                    report.marked,
+                    report.deleted.len(),
+                    report.freed_bytes,
+                    report.spared_young,
+                    GoDuration(min_age),
+                );
+                Ok(())
+            })
         }
         Command::Serve { config } => {
             let config = load(config.as_deref())?;

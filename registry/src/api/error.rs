@@ -137,8 +137,8 @@ impl From<RegistryError> for ApiError {
                 crate::metrics::storage_error();
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "internal storage error")
             }
-            E::CorruptLink { .. } => {
-                tracing::error!(error = %msg, "corrupt link in storage");
+            E::CorruptLink { .. } | E::CorruptManifest { .. } => {
+                tracing::error!(error = %msg, "corrupt data in storage");
                 crate::metrics::storage_error();
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "internal storage error")
             }

@@ -10,6 +10,7 @@
 pub mod blobs;
 pub mod catalog;
 pub mod digest;
+pub mod gc;
 pub mod manifest;
 pub mod manifests;
 pub mod purge;
@@ -61,6 +62,8 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error("stored link {key} is corrupt: {content:?}")]
     CorruptLink { key: String, content: String },
+    #[error("stored manifest {what} does not parse: {reason}")]
+    CorruptManifest { what: String, reason: ManifestError },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,96 @@
+//! `wharf-registry garbage-collect`, the command the operator's CronJob runs:
+//! it deletes exactly the blobs no stored manifest refers to, spares young
+//! ones (a push in progress), with `-m` also untagged manifests, and a dry
+//! run deletes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn gc(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(Kind::Wharf.binary());
+    cmd.arg("garbage-collect").args(args).arg(config);
+    run_ok(&mut cmd, Duration::from_secs(60))
+}
+
+fn blob_file(root: &Path, digest: &str) -> std::path::PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    root.join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+}
+
+#[test]
+fn garbage_collect_deletes_only_unreferenced_blobs() {
+    let dir = tempfile::Builder::new().prefix("wharf-gc.").tempdir().unwrap();
+    let root = dir.path().join("data");
+    let reg = RegistryProcess::start(Kind::Wharf, &minimal_config(&root));
+
+    // Kept: a tagged multi-arch image (index, manifests, configs, layers).
+    let kept = MultiArchImage::generate(21, 2, 64 << 10);
+    kept.write_layout(&dir.path().join("kept"), "v1");
+    skopeo_push(&dir.path().join("kept"), "v1", &reg.addr, "team/app");
+    // Garbage: an image whose manifest is deleted, and a blob no manifest names.
+    let gone = MultiArchImage::generate(22, 2, 64 << 10);
+    gone.write_layout(&dir.path().join("gone"), "v1");
+    skopeo_push(&dir.path().join("gone"), "v1", &reg.addr, "team/old");
+    let r = http().delete(reg.url(&format!("/v2/team/old/manifests/{}", gone.index.digest))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
+    let orphan = Blob::new("application/octet-stream", Rng::new(23).bytes(32 << 10));
+    let r = http()
+        .post(reg.url(&format!("/v2/team/app/blobs/uploads/?digest={}", orphan.digest)))
+        .body(orphan.bytes.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let kept_digests: Vec<String> = kept.all_blobs().iter().map(|b| b.digest.clone()).collect();
+    let not_kept = |v: Vec<String>| v.into_iter().filter(|d| !kept_digests.contains(d)).collect::<Vec<_>>();
+    // Deleting the index leaves its platform manifests as untagged revisions.
+    let unreferenced = not_kept(vec![gone.index.digest.clone(), orphan.digest.clone()]);
+    let untagged: Vec<String> = gone.images.iter().map(|i| i.manifest.digest.clone()).collect();
+    let untagged_garbage = not_kept(gone.all_blobs().iter().map(|b| b.digest.clone()).collect());
+    let exists = |d: &String| blob_file(&root, d).exists();
+    assert!(kept_digests.iter().chain(&untagged_garbage).chain(&unreferenced).all(exists), "every blob is stored");
+
+    // Default: everything is younger than an hour, so nothing goes.
+    let out = gc(&reg.config_path(), &[]);
+    assert!(out.stdout.contains("deleted 0 unreferenced blobs"), "{}", out.describe());
+    assert!(out.stdout.contains(&format!("spared {}", unreferenced.len())), "{}", out.describe());
+
+    // Old enough: exactly the unreferenced blobs go; untagged manifests still hold theirs.
+    let out = gc(&reg.config_path(), &["--min-age", "0s"]);
+    assert!(out.stdout.contains(&format!("deleted {} unreferenced blobs", unreferenced.len())), "{}", out.describe());
+    assert!(unreferenced.iter().all(|d| !exists(d)), "garbage left behind:\n{}", out.describe());
+    let held: Vec<&String> = untagged_garbage.iter().filter(|d| !unreferenced.contains(d)).collect();
+    assert!(held.len() >= untagged.len(), "the untagged manifests and their blobs are still there to collect");
+    assert!(held.iter().all(|d| exists(d)), "a blob of an untagged manifest went without -m");
+    let r = http().get(reg.url(&format!("/v2/team/app/blobs/{}", orphan.digest))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404, "the deleted orphan is gone from the API too");
+
+    // A dry run with --delete-untagged names the untagged manifests and their blobs, deletes nothing.
+    let out = gc(&reg.config_path(), &["--dry-run", "--delete-untagged", "--min-age", "0s"]);
+    for d in &untagged {
+        assert!(out.stdout.contains(&format!("would delete untagged manifest team/old@{d}")), "{}", out.describe());
+    }
+    for d in &held {
+        assert!(out.stdout.contains(&format!("would delete blob {d}")), "{d} not listed:\n{}", out.describe());
+    }
+    assert!(kept_digests.iter().all(|d| !out.stdout.contains(d.as_str())), "{}", out.describe());
+    assert!(held.iter().all(|d| exists(d)), "a dry run deleted something");
+
+    // -m for real: the untagged manifests and their blobs go; the tagged image still pulls whole.
+    let out = gc(&reg.config_path(), &["-m", "--min-age", "0s"]);
+    assert!(out.stdout.contains(&format!("deleted {} unreferenced blobs", held.len())), "{}", out.describe());
+    assert!(untagged_garbage.iter().all(|d| !exists(d)), "garbage left behind:\n{}", out.describe());
+    assert!(kept_digests.iter().all(exists), "a referenced blob was deleted:\n{}", out.describe());
+    assert_pull_matches(&reg.addr, "team/app", "v1", &kept, dir.path());
+    let r = http().get(reg.url(&format!("/v2/team/old/manifests/{}", untagged[0]))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404, "an untagged manifest deleted by -m is gone from the API");
+
+    // Nothing is left to collect.
+    let out = gc(&reg.config_path(), &["-m", "--min-age", "0s"]);
+    assert!(out.stdout.contains("deleted 0 unreferenced blobs"), "{}", out.describe());
+}
