@@ -21,7 +21,7 @@
 # Needs helm and kubectl (scripts/tools.sh puts them in ~/.cache/wharf/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PATH=$HOME/.cache/wharf/bin:$PATH
+PATH=${WHARF_CACHE:-$HOME/.cache/wharf}/bin:$PATH
 
 chart=charts/wharf
 release=wharf
