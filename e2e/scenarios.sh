@@ -69,9 +69,11 @@ trap on_error ERR
 # watches answers first. Fails (with the logs) if the Job failed.
 wait_job() {
   local ns=$1 name=$2 ok bad
-  k -n "$ns" wait --for=condition=Complete "job/$name" --timeout="${T}s" >/dev/null 2>&1 &
+  # kubectl itself in the background (not the k function, whose subshell would
+  # leave kubectl running when killed).
+  "$KUBECTL" --kubeconfig "$KC" -n "$ns" wait --for=condition=Complete "job/$name" --timeout="${T}s" >/dev/null 2>&1 &
   ok=$!
-  k -n "$ns" wait --for=condition=Failed "job/$name" --timeout="${T}s" >/dev/null 2>&1 &
+  "$KUBECTL" --kubeconfig "$KC" -n "$ns" wait --for=condition=Failed "job/$name" --timeout="${T}s" >/dev/null 2>&1 &
   bad=$!
   wait -n "$ok" "$bad" || true
   kill "$ok" "$bad" 2>/dev/null || true
