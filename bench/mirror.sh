@@ -81,6 +81,8 @@ COLD_MIN=0.85 WARM_MIN=0.90
 
 log() { printf '[mirror %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf 'bench/mirror.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for t in curl jq sha256sum awk sort; do command -v "$t" >/dev/null || die "missing tool: $t"; done
 if ((WITH_DIST)) && ! command -v distribution-registry >/dev/null; then
@@ -126,14 +128,6 @@ RESULTS=$WORK/results.tsv # case <tab> metric <tab> value
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 
 now() { date +%s.%N; }
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    die "no free port found"
-}
 wait_ready() { # URL PID NAME
     local url=$1 pid=$2 name=$3 deadline
     deadline=$(($(date +%s) + 30))
@@ -145,11 +139,7 @@ wait_ready() { # URL PID NAME
     tail -20 "$WORK/$name.log" >&2 || true
     die "$name not ready at $url within 30s"
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICKS=$(getconf CLK_TCK)
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-# Compilers and linkers of other work on this machine (read-only look at ps).
-other_builds() { ps -eo comm= | grep -c -E '^(rustc|cargo|cc1|cc1plus|ld|ld.lld|mold|go|compile|link|kubelet|containerd)$' || true; }
 
 # ---------------------------------------------------------------- data
 data_file() { # NAME SIZE: random bytes cached under $WHARF_CACHE/bench

@@ -52,6 +52,8 @@ PORT=$WHARF_APISERVER_PORT
 
 log() { printf '[operator-bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf 'bench/operator.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for t in curl jq htpasswd kubectl awk; do command -v "$t" >/dev/null || die "missing tool: $t"; done
 if [[ -n ${WHARF_OPERATOR_BIN:-} ]]; then
@@ -90,18 +92,8 @@ mkdir -p "$WHARF_CACHE/bench"
 WORK=$(mktemp -d "$WHARF_CACHE/bench/operator.XXXXXX")
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    die "no free port found"
-}
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICKS=$(getconf CLK_TCK)
-other_builds() { ps -eo comm= | grep -c -E '^(rustc|cargo|cc1|cc1plus|ld|ld.lld|mold|go|compile|link|kubelet|containerd)$' || true; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 BUILDS_BEFORE=$(other_builds)

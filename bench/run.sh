@@ -62,6 +62,8 @@ MT_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- tools
 if [[ -f $ROOT/scripts/tools.sh ]]; then
@@ -120,17 +122,6 @@ record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 now() { date +%s.%N; }
 
 # A TCP port on 127.0.0.1 that nothing listens on (bounded tries).
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    die "no free port found"
-}
 
 # Polls URL until it answers 200, with a deadline; fails if PID dies.
 wait_ready() {
@@ -150,7 +141,6 @@ wait_ready() {
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 # utime+stime of a process (all threads) in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # For nginx: the master and its workers.
 cpu_ticks_tree() {
     local total=0 p
@@ -161,7 +151,6 @@ cpu_ticks_tree() {
 }
 TICKS=$(getconf CLK_TCK)
 
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # ---------------------------------------------------------------- data
 # Random (incompressible) data, cached across runs under $WHARF_CACHE/bench.
