@@ -14,7 +14,13 @@
 #   7. a deleted Service is recreated (and nodeAccess follows its new ClusterIP)
 #   8. invalid resources are rejected by the API server, readably
 #   9. deleting the Registry removes its children and its node changes
-# and the operator, under the chart's RBAC, logged no forbidden error.
+#  10. tenant safety: a RegistryMirror in a tenant namespace that names
+#      docker.io is refused (Degraded NodeAccessNotAllowed, the node's
+#      certs.d/docker.io untouched); once the chart's policy allows that
+#      namespace and host, the node pulls docker.io images through it; one
+#      node agent, in the operator's namespace, and none per resource
+# and the operator, under the chart's RBAC, logged no forbidden error; and
+# helm uninstall leaves the node's files as they were before.
 # Each step has a deadline; on failure it prints describe, events and logs.
 #
 #   e2e/scenarios.sh
@@ -36,7 +42,7 @@ HOSTS_FILE=/etc/hosts
 CTRD_SOCK=$STATE/containerd/containerd.sock
 CLIENT=wharf.local/client:1
 DOMAIN=cluster.local
-SYS=wharf-system TEAM=wharf-team APPS=wharf-apps MIRROR_NS=wharf-mirror
+SYS=wharf-system TEAM=wharf-team APPS=wharf-apps MIRROR_NS=wharf-mirror TENANT=wharf-tenant
 [ -f "$KC" ] || die "no kubeconfig at $KC: is the cluster up (e2e/cluster/up.sh)?"
 k() { "$KUBECTL" --kubeconfig "$KC" "$@"; }
 helm_() { "$WHARF_CACHE/bin/helm" --kubeconfig "$KC" "$@"; }
@@ -164,6 +170,11 @@ OPERATOR_POD=$(k -n "$SYS" get pods -l app.kubernetes.io/name=wharf-operator \
 k -n "$SYS" wait --for=jsonpath='{.spec.holderIdentity}'="$OPERATOR_POD" lease/wharf-operator \
   --timeout="${T}s" >/dev/null
 log "operator pod $OPERATOR_POD holds lease $SYS/wharf-operator"
+k -n "$SYS" rollout status daemonset/wharf-operator-node-agent --timeout="${T}s" >/dev/null
+# What the node held before Wharf: uninstalling must restore exactly this.
+HOSTS_BEFORE=$(grep -v '# wharf-node-access ' "$HOSTS_FILE" || true)
+[ ! -e "$CERTS_DIR/docker.io" ] || die "$CERTS_DIR/docker.io exists before any mirror: the refusal check would prove nothing"
+log "node agent DaemonSet $SYS/wharf-operator-node-agent rolled out"
 
 # ------------------------------------------------------------------ 2
 phase "2. a Registry with token auth and a PVC becomes Ready"
@@ -375,8 +386,7 @@ spec:
 
 # ------------------------------------------------------------------ 9
 phase "9. deleting the Registry removes its children and its node changes"
-children=(deployment/team-registry service/team-registry configmap/team-registry-config pvc/team-registry-data
-  daemonset/team-registry-node-access)
+children=(deployment/team-registry service/team-registry configmap/team-registry-config pvc/team-registry-data)
 for c in "${children[@]}"; do k -n "$TEAM" get "$c" >/dev/null; done
 k -n "$TEAM" delete registry team-registry --wait=true --timeout="${T}s" >/dev/null
 for c in "${children[@]}"; do
@@ -387,6 +397,68 @@ until_true "$HOSTS_FILE no longer maps $HOST" sh -c "! grep -q '${HOST%:*}' '$HO
 until_true "$CERTS_DIR/$HOST removed" sh -c "[ ! -e '$CERTS_DIR/$HOST' ]"
 log "children gone (the PVC too: retainOnDelete is false), node entries removed"
 
+# ------------------------------------------------------------------ 10
+phase "10. a tenant cannot steer the nodes' docker.io pulls; the admin's policy can"
+namespace "$TENANT"
+HUB=hub.$TENANT.svc.$DOMAIN:5000
+k -n "$TENANT" apply -f - >/dev/null <<EOF
+apiVersion: wharf.dev/v1alpha1
+kind: RegistryMirror
+metadata: {name: hub}
+spec:
+  upstreams:
+    - {name: docker.io, url: "http://$UP"}
+  storage: {emptyDir: {}}
+  nodeAccess: {enabled: true}
+EOF
+k -n "$TENANT" wait --for=jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}'=NodeAccessNotAllowed \
+  registrymirror/hub --timeout="${T}s" >/dev/null
+msg=$(k -n "$TENANT" get registrymirror hub -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+grep -q "namespace $TENANT" <<<"$msg" && grep -q docker.io <<<"$msg" || die "the refusal does not say who and what: $msg"
+k -n "$TENANT" get events.events.k8s.io -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' | grep -qx NodeAccessNotAllowed ||
+  die "no NodeAccessNotAllowed event in $TENANT"
+# The refusal is decided together with the plan the agent follows.
+plan=$(k -n "$SYS" get configmap wharf-node-access -o jsonpath='{.data.plan\.json}')
+! grep -q '"docker.io"' <<<"$plan" || die "the plan routes docker.io for a refused tenant: $plan"
+! grep -q "${HUB%:*}" <<<"$plan" || die "the plan maps part of a refused resource: $plan"
+[ ! -e "$CERTS_DIR/docker.io" ] || die "the node's $CERTS_DIR/docker.io was written for a refused tenant"
+log "refused: $msg"
+
+helm_ upgrade wharf "$ROOT/charts/wharf" --namespace "$SYS" --reuse-values \
+  --set-json "nodeAccess.policy.upstreams=[{\"namespaces\":[\"$TENANT\"],\"hosts\":[\"docker.io\"]}]" \
+  --wait --timeout "${T}s" >/dev/null
+k -n "$SYS" rollout status deployment/wharf-operator --timeout="${T}s" >/dev/null
+k -n "$TENANT" wait --for=jsonpath='{.status.conditions[?(@.type=="Degraded")].status}'=False \
+  registrymirror/hub --timeout="${T}s" >/dev/null
+ready registrymirror hub "$TENANT"
+until_true "$CERTS_DIR/docker.io/hosts.toml points at $HUB" grep -q "http://$HUB" "$CERTS_DIR/docker.io/hosts.toml"
+head -n 1 "$CERTS_DIR/docker.io/hosts.toml" | grep -qx "# wharf-node-access $TENANT/hub" ||
+  die "docker.io/hosts.toml is not marked as $TENANT/hub's"
+ctr_ images rm docker.io/public/app:1 >/dev/null 2>&1 || true
+k -n "$TENANT" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: docker-io-through-mirror}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: "docker.io/public/app:1", imagePullPolicy: Always}
+EOF
+k -n "$TENANT" wait --for=condition=Ready pod/docker-io-through-mirror --timeout="${T}s" >/dev/null
+hublog=$(k -n "$TENANT" logs deployment/hub --tail=-1)
+grep -q 'docker.io/public/app' <<<"$hublog" ||
+  die "the mirror's log shows no request for docker.io/public/app: the pull did not go through it: $hublog"
+log "allowed by the policy: the node pulled docker.io/public/app:1 through $HUB"
+
+agents=$(k get daemonsets -A -l app.kubernetes.io/name=wharf-node-access -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}')
+[ "$agents" = "$SYS/wharf-operator-node-agent" ] || die "node agents other than the chart's one: $agents"
+hostpath_pods=$(k get pods -A -o json | jq -r '.items[] | select(any(.spec.volumes[]?; .hostPath)) | .metadata.namespace' | sort -u)
+[ -z "$(grep -vx "$SYS" <<<"$hostpath_pods")" ] || die "hostPath pods outside $SYS: $hostpath_pods"
+k -n "$TENANT" delete pod docker-io-through-mirror --wait=true >/dev/null
+k -n "$TENANT" delete registrymirror hub --wait=true --timeout="${T}s" >/dev/null
+until_true "$CERTS_DIR/docker.io removed with its mirror" sh -c "[ ! -e '$CERTS_DIR/docker.io' ]"
+log "one node agent ($agents); no hostPath pod outside $SYS; docker.io released with the mirror"
+
 # ------------------------------------------------------------------ RBAC
 phase "the operator logged no forbidden error"
 oplogs=$(k -n "$SYS" logs deployment/wharf-operator --tail=-1)
@@ -396,6 +468,15 @@ if grep -i forbidden <<<"$oplogs"; then die "the operator hit RBAC errors (above
 events=$(k get events.events.k8s.io -A -o jsonpath='{range .items[?(@.reportingController=="wharf-operator")]}{.reason}{"\n"}{end}')
 grep -qx Available <<<"$events" || die "no Available event from wharf-operator: $events"
 log "$(wc -l <<<"$oplogs") operator log lines, none forbidden; $(wc -l <<<"$events") events recorded"
+
+# ------------------------------------------------------------------ uninstall
+phase "helm uninstall restores the node's files"
+helm_ uninstall wharf --namespace "$SYS" --wait --timeout "${T}s" >/dev/null
+until_true "no wharf-node-access line in $HOSTS_FILE" sh -c "! grep -q '# wharf-node-access ' '$HOSTS_FILE'"
+[ "$(grep -v '# wharf-node-access ' "$HOSTS_FILE" || true)" = "$HOSTS_BEFORE" ] || die "$HOSTS_FILE differs from before the install"
+left=$(grep -rl '^# wharf-node-access ' "$CERTS_DIR" 2>/dev/null || true)
+[ -z "$left" ] || die "files of the node agent left after uninstall: $left"
+log "uninstalled; $HOSTS_FILE and $CERTS_DIR hold nothing of Wharf"
 
 phases_report
 log "all scenarios passed in $((SECONDS - START))s"

@@ -159,14 +159,24 @@ run_under_rbac() { # RELEASE-NAMESPACE REGISTRY-NAMESPACE [helm --set]
   [ -z "$values" ] || env+=(WHARF_NAMESPACES="$reg_ns")
   env "${env[@]}" "$WHARF_OPERATOR_BIN" run >"$log" 2>&1 &
   operator_pid=$!
+  local start=$SECONDS
 
   # Each of these needs a permission the chart grants: status, every child kind, the Lease, Events.
   "${k[@]}" wait --for=jsonpath='{.status.observedGeneration}'=1 "registry/$reg" --timeout=60s >/dev/null ||
     fail "$what: no status on $reg_ns/$reg; log: $(tail -n 5 "$log")"
   for obj in secret/$reg-http-secret secret/$reg-token-key configmap/$reg-config \
     configmap/$reg-access pvc/$reg-data service/$reg deployment/$reg pdb/$reg \
-    ingress/$reg networkpolicy/$reg cronjob/$reg-gc daemonset/$reg-node-access; do
+    ingress/$reg networkpolicy/$reg cronjob/$reg-gc; do
     "${k[@]}" wait --for=create "$obj" --timeout=60s >/dev/null || fail "$what: $reg_ns/$obj never created$(why)"
+  done
+  # The node plan, in the release namespace, maps the registry's own name.
+  kubectl -n "$rel_ns" wait --for=create configmap/wharf-node-access --timeout=60s >/dev/null ||
+    fail "$what: no node plan in $rel_ns$(why)"
+  kubectl -n "$rel_ns" wait --for=jsonpath='{.data.plan\.json}' configmap/wharf-node-access --timeout=60s >/dev/null
+  until kubectl -n "$rel_ns" get configmap wharf-node-access -o jsonpath='{.data.plan\.json}' | grep -q "$reg.$reg_ns.svc"; do
+    kill -0 "$operator_pid" 2>/dev/null || fail "$what: the operator exited; log: $(tail -n 5 "$log")"
+    [ $SECONDS -lt $((start + 60)) ] || fail "$what: the node plan never mapped $reg$(why)"
+    sleep 0.2
   done
   kubectl -n "$rel_ns" wait --for=jsonpath='{.spec.holderIdentity}'=chart-check "lease/$release-operator" \
     --timeout=60s >/dev/null || fail "$what: did not take lease $rel_ns/$release-operator"
@@ -179,7 +189,7 @@ run_under_rbac() { # RELEASE-NAMESPACE REGISTRY-NAMESPACE [helm --set]
     {"op":"remove","path":"/spec/networkPolicy"},{"op":"remove","path":"/spec/garbageCollection"},
     {"op":"remove","path":"/spec/nodeAccess"},{"op":"replace","path":"/spec/replicas","value":1}]' >/dev/null
   "${k[@]}" wait --for=delete ingress/$reg networkpolicy/$reg cronjob/$reg-gc \
-    daemonset/$reg-node-access pdb/$reg --timeout=60s >/dev/null || fail "$what: did not prune$(why)"
+    pdb/$reg --timeout=60s >/dev/null || fail "$what: did not prune$(why)"
   "${k[@]}" wait --for=jsonpath='{.metadata.annotations.wharf\.dev/signing-key-rotation}'=1 \
     secret/$reg-token-key --timeout=60s >/dev/null || fail "$what: did not rotate the signing key$(why)"
 

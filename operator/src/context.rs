@@ -8,6 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::metrics::Metrics;
+use crate::node_access::publish::Board;
 use crate::settings::Settings;
 
 /// Shared state of the controllers.
@@ -20,6 +21,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Operator settings.
     pub settings: Settings,
+    /// The latest node-access decision, and the wake-ups of resources whose answer changed.
+    pub node_access: Board,
     /// Consecutive failures per object (`Kind/namespace/name`), for back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -33,6 +36,7 @@ impl Context {
             client,
             metrics,
             settings,
+            node_access: Board::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -5,7 +5,9 @@
 //! annotations, so its own status writes do not wake it), `.owns()` every
 //! child kind (through a label-selected watch, so only Wharf's children are
 //! cached) to repair drift, and watches Secret metadata to wake a resource
-//! whose missing Secret has just appeared.
+//! whose missing Secret has just appeared. The node-access task
+//! (`node_access::publish`) runs beside them and wakes a resource when its
+//! node-access answer changes.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -89,7 +91,7 @@ pub fn stopped(stop: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output 
 
 /// Runs every controller until `stop` turns true; they finish in-flight reconciles first.
 pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(crate::node_access::publish::run(ctx.clone(), scopes.clone(), stopped(&stop)))];
     for scope in scopes {
         tasks.push(tokio::spawn(run_kind::<Registry, _, _, _, _>(
             ctx.clone(),
@@ -169,8 +171,7 @@ async fn run_kind<K, R, RF, P, S>(
         .owns(scope.api::<PodDisruptionBudget>(&client), children.clone())
         .owns(scope.api::<Ingress>(&client), children.clone())
         .owns(scope.api::<NetworkPolicy>(&client), children.clone())
-        .owns(scope.api::<CronJob>(&client), children.clone())
-        .owns(scope.api::<DaemonSet>(&client), children)
+        .owns(scope.api::<CronJob>(&client), children)
         .watches_stream(secret_meta, move |secret| {
             let ns = secret.namespace();
             let name = secret.name_any();
@@ -181,6 +182,9 @@ async fn run_kind<K, R, RF, P, S>(
                 .map(|o| ObjectRef::from_obj(&*o))
                 .collect::<Vec<_>>()
         })
+        .reconcile_on(ctx.node_access.wakeups().filter_map(move |key| {
+            futures::future::ready((key.kind == kind).then(|| ObjectRef::<K>::new(&key.name).within(&key.namespace)))
+        }))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod mirror_controller;
 pub mod names;
+pub mod node_access;
 pub mod node_agent;
 pub mod registry_controller;
 pub mod render;

@@ -13,6 +13,7 @@ use wharf_operator::context::Context;
 use wharf_operator::controller::{self, Scope};
 use wharf_operator::leader::{LeaderElector, LeaseConfig};
 use wharf_operator::metrics::Metrics;
+use wharf_operator::node_access::policy::Policy;
 use wharf_operator::server::{self, Health};
 use wharf_operator::settings::{self, Settings};
 use wharf_operator::{crd, node_agent, render, telemetry};
@@ -32,15 +33,13 @@ struct Common {
     /// Registry image for resources that name none.
     #[arg(long, env = "WHARF_REGISTRY_IMAGE")]
     registry_image: Option<String>,
-    /// Image of the `nodeAccess` DaemonSet (runs `wharf-operator node-agent`).
-    #[arg(long, env = "WHARF_NODE_AGENT_IMAGE")]
-    node_agent_image: Option<String>,
-    /// The nodes' hosts file, edited by `nodeAccess`.
-    #[arg(long, env = "WHARF_NODE_HOSTS_FILE", default_value = settings::DEFAULT_NODE_HOSTS_FILE)]
-    node_hosts_file: String,
-    /// containerd's `config_path` on the nodes, where `nodeAccess` writes hosts.toml files.
-    #[arg(long, env = "WHARF_NODE_CERTS_DIR", default_value = settings::DEFAULT_NODE_CERTS_DIR)]
-    node_certs_dir: String,
+    /// The cluster admin's node-access policy (YAML); unset: resources may map their own
+    /// in-cluster names and nobody may redirect other hosts.
+    #[arg(long, env = "WHARF_NODE_ACCESS_POLICY")]
+    node_access_policy: Option<std::path::PathBuf>,
+    /// The operator's namespace: the Lease and the node plan ConfigMap live there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = settings::DEFAULT_NAMESPACE)]
+    namespace: String,
 }
 
 #[derive(Subcommand)]
@@ -58,9 +57,6 @@ enum Command {
         /// Elect a leader through a Lease, so only one replica reconciles.
         #[arg(long, env = "WHARF_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
         leader_election: bool,
-        /// Namespace of the Lease (the operator's own namespace).
-        #[arg(long, env = "POD_NAMESPACE", default_value = "wharf-system")]
-        lease_namespace: String,
         /// Name of the Lease.
         #[arg(long, env = "WHARF_LEASE_NAME", default_value = "wharf-operator")]
         lease_name: String,
@@ -84,23 +80,22 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
-    /// On one node: map in-cluster registry names for containerd, undo on SIGTERM (run by the nodeAccess DaemonSet).
+    /// On one node: keep the operator's node plan in the hosts file and containerd's certs dir, undo on SIGTERM
+    /// (run by the chart's node agent DaemonSet).
     NodeAgent(node_agent::Args),
 }
 
-fn settings_from(common: &Common) -> Settings {
+fn settings_from(common: &Common) -> anyhow::Result<Settings> {
     let resolv = std::fs::read_to_string("/etc/resolv.conf").ok();
     let (cluster_domain, source) = settings::cluster_domain(common.cluster_domain.as_deref(), resolv.as_deref());
     tracing::info!(%cluster_domain, ?source, "cluster domain");
-    Settings {
+    let policy = Policy::load(common.node_access_policy.as_deref())?;
+    tracing::info!(?policy, "node-access policy");
+    Ok(Settings {
         cluster_domain,
         default_image: common.registry_image.clone().unwrap_or_else(settings::default_registry_image),
-        node: settings::NodeSettings {
-            agent_image: common.node_agent_image.clone().unwrap_or_else(settings::default_node_agent_image),
-            hosts_file: common.node_hosts_file.clone(),
-            certs_dir: common.node_certs_dir.clone(),
-        },
-    }
+        node: settings::NodeSettings { namespace: common.namespace.clone(), policy },
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
             };
-            print!("{}", render::render(&text, &namespace, &settings_from(&common))?);
+            print!("{}", render::render(&text, &namespace, &settings_from(&common)?)?);
             Ok(())
         }
         Command::NodeAgent(args) => {
@@ -124,18 +119,10 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(node_agent::run(args, shutdown_signal()))?;
             Ok(())
         }
-        Command::Run {
-            common,
-            namespaces,
-            listen,
-            leader_election,
-            lease_namespace,
-            lease_name,
-            identity,
-            text_logs,
-        } => {
+        Command::Run { common, namespaces, listen, leader_election, lease_name, identity, text_logs } => {
             telemetry::init(!text_logs);
-            let settings = settings_from(&common);
+            let settings = settings_from(&common)?;
+            let lease_namespace = common.namespace.clone();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(RunArgs {
                 settings,
                 namespaces,

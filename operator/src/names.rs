@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which kind owns a set of children; part of their labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OwnerKind {
     /// A `Registry`.
     Registry,
@@ -66,6 +66,8 @@ pub const MANAGER: &str = "wharf-operator";
 pub const NODE_AGENT_APP_NAME: &str = "wharf-node-access";
 /// [`LABEL_COMPONENT`] of the `nodeAccess` DaemonSet and its pods.
 pub const NODE_AGENT_COMPONENT: &str = "node-access";
+/// The ConfigMap, in the operator's namespace, where the operator publishes the node plan.
+pub const NODE_ACCESS_PLAN: &str = "wharf-node-access";
 
 /// Pod annotation: digest of everything the pods read at start, so a change rolls them.
 pub const ANNOTATION_CONFIG_HASH: &str = "wharf.dev/config-hash";
@@ -189,10 +191,6 @@ impl ChildNames {
     /// The garbage-collection CronJob.
     pub fn gc_cronjob(&self) -> String {
         format!("{}-gc", self.instance)
-    }
-    /// The `nodeAccess` DaemonSet.
-    pub fn node_access_daemonset(&self) -> String {
-        format!("{}-node-access", self.instance)
     }
 }
 
@@ -369,7 +367,6 @@ mod tests {
         assert_eq!(n.signing_key_secret(), "reg-token-key");
         assert_eq!(n.pvc(), "reg-data");
         assert_eq!(n.gc_cronjob(), "reg-gc");
-        assert_eq!(n.node_access_daemonset(), "reg-node-access");
         assert_eq!(
             children_selector(OwnerKind::RegistryMirror, "reg"),
             "app.kubernetes.io/managed-by=wharf-operator,app.kubernetes.io/instance=reg,wharf.dev/owner-kind=RegistryMirror"

@@ -13,15 +13,8 @@ pub fn default_registry_image() -> String {
     format!("ghcr.io/wharf-dev/wharf-registry:{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The operator image, which also runs `node-agent`, of this version.
-pub fn default_node_agent_image() -> String {
-    format!("ghcr.io/wharf-dev/wharf-operator:{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// The node's hosts file, as the `nodeAccess` agent mounts it.
-pub const DEFAULT_NODE_HOSTS_FILE: &str = "/etc/hosts";
-/// containerd's `config_path` on the nodes.
-pub const DEFAULT_NODE_CERTS_DIR: &str = "/etc/containerd/certs.d";
+/// The operator's namespace when nothing says otherwise.
+pub const DEFAULT_NAMESPACE: &str = "wharf-system";
 
 /// Settings every reconcile reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,28 +23,22 @@ pub struct Settings {
     pub cluster_domain: String,
     /// Image of registries whose spec names none.
     pub default_image: String,
-    /// Where `nodeAccess` writes on the nodes, and with which image.
+    /// Node access: where the plan goes and the admin's policy.
     pub node: NodeSettings,
 }
 
-/// What the `nodeAccess` DaemonSet runs and which node paths it edits.
+/// Node access, as the cluster admin configured it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSettings {
-    /// Image with `wharf-operator node-agent` (the operator's own).
-    pub agent_image: String,
-    /// The node's hosts file.
-    pub hosts_file: String,
-    /// containerd's `config_path` on the node.
-    pub certs_dir: String,
+    /// The operator's namespace, where the node plan ConfigMap lives.
+    pub namespace: String,
+    /// Who may map which hosts on the nodes.
+    pub policy: crate::node_access::policy::Policy,
 }
 
 impl Default for NodeSettings {
     fn default() -> Self {
-        NodeSettings {
-            agent_image: default_node_agent_image(),
-            hosts_file: DEFAULT_NODE_HOSTS_FILE.into(),
-            certs_dir: DEFAULT_NODE_CERTS_DIR.into(),
-        }
+        NodeSettings { namespace: DEFAULT_NAMESPACE.into(), policy: Default::default() }
     }
 }
 

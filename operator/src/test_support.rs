@@ -9,10 +9,7 @@ pub fn settings() -> Settings {
     Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "ghcr.io/wharf-dev/wharf-registry:test".into(),
-        node: crate::settings::NodeSettings {
-            agent_image: "ghcr.io/wharf-dev/wharf-operator:test".into(),
-            ..Default::default()
-        },
+        node: crate::settings::NodeSettings::default(),
     }
 }
 

@@ -29,7 +29,9 @@ use wharf_operator::crd::{Registry, RegistryMirror};
 use wharf_operator::leader::{Attempt, LeaderElector, LeaseConfig};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::names::ANNOTATION_CONFIG_HASH;
-use wharf_operator::settings::Settings;
+use wharf_operator::node_access::plan::NodePlan;
+use wharf_operator::node_access::policy::Policy;
+use wharf_operator::settings::{NodeSettings, Settings};
 
 const BCRYPT_LINE: &str = "alice:$2y$05$4HZQUV/ziBUV6HmKTnyECu0UDtAjcA.AZnsqvtk9GmFyLyplr0jRG\n";
 
@@ -89,10 +91,15 @@ impl Drop for Controllers {
 }
 
 fn start_controllers(client: &Client, ns: &str) -> Controllers {
+    start_controllers_with(client, ns, Policy::default())
+}
+
+/// Like [`start_controllers`], with a node-access policy; the node plan goes to `ns` too.
+fn start_controllers_with(client: &Client, ns: &str, policy: Policy) -> Controllers {
     let settings = Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "wharf-registry:test".into(),
-        ..Settings::default()
+        node: NodeSettings { namespace: ns.to_string(), policy },
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -243,8 +250,19 @@ async fn children_owned_drift_repaired_config_rolls_and_secret_wakes_degraded() 
     assert_eq!(secrets.get("reg-token-key").await.expect("signing key").data, key);
 }
 
+/// The node plan the operator published in `ns`.
+async fn node_plan(client: &Client, ns: &str) -> Option<NodePlan> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt("wharf-node-access").await.ok()??;
+    serde_json::from_str(cm.data?.get("plan.json")?).ok()
+}
+
+fn status_condition(status: &Option<wharf_operator::crd::RegistryStatus>, type_: &str) -> Option<(String, String)> {
+    let c = status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
 #[tokio::test]
-async fn node_access_daemonset_follows_the_spec() {
+async fn node_access_maps_own_names_and_no_daemonset_runs_in_the_tenant_namespace() {
     let client = client().await;
     install_crds(&client).await;
     let ns = namespace(&client, "wharf-node-access").await;
@@ -263,31 +281,101 @@ async fn node_access_daemonset_follows_the_spec() {
         services.get_opt("nodes").await.ok().flatten()?.spec?.cluster_ip.filter(|ip| !ip.is_empty())
     })
     .await;
-    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-    let want = format!("--host-entry={cluster_ip}=nodes.{ns}.svc.cluster.local");
-    let ds = eventually("DaemonSet with the Service's ClusterIP", || async {
-        let d = daemonsets.get_opt("nodes-node-access").await.ok().flatten()?;
-        let args = d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.args.clone()?;
-        args.contains(&want).then_some(d)
+    let host = format!("nodes.{ns}.svc.cluster.local");
+    eventually("the plan maps the FQDN to the ClusterIP", || async {
+        let plan = node_plan(&client, &ns).await?;
+        plan.entries
+            .iter()
+            .any(|e| e.ip == cluster_ip && e.host == host && e.owner == format!("{ns}/nodes"))
+            .then_some(())
     })
     .await;
-    let owner = ds.owner_references().first().cloned().expect("owner reference");
-    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Registry", "nodes", Some(true)));
     eventually("status.nodeAccess", || async {
-        api.get("nodes").await.ok()?.status?.node_access.filter(|s| s.ends_with("nodes ready"))
+        api.get("nodes").await.ok()?.status?.node_access.filter(|s| s.contains(&format!("{host}:5000")))
     })
     .await;
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        daemonsets.list(&Default::default()).await.expect("list").items.is_empty(),
+        "no DaemonSet in the tenant namespace"
+    );
 
     api.patch("nodes", &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeAccess": {"enabled": false}}})))
         .await
         .expect("disable");
-    eventually("DaemonSet deleted", || async {
-        daemonsets.get_opt("nodes-node-access").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually("the plan forgets it", || async { node_plan(&client, &ns).await?.entries.is_empty().then_some(()) })
+        .await;
     eventually("status.nodeAccess cleared", || async {
         let r = api.get("nodes").await.ok()?;
         r.status.as_ref()?.node_access.is_none().then_some(())
+    })
+    .await;
+}
+
+fn mirror(name: &str, upstream: &str) -> RegistryMirror {
+    serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "RegistryMirror",
+        "metadata": {"name": name},
+        "spec": {"upstreams": [{"name": upstream, "url": "https://registry.invalid"}],
+                 "storage": {"emptyDir": {}}, "nodeAccess": {"enabled": true}}
+    }))
+    .expect("mirror")
+}
+
+#[tokio::test]
+async fn a_tenant_mirror_cannot_redirect_docker_io_and_one_owner_holds_a_host() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-node-policy").await;
+    let api: Api<RegistryMirror> = Api::namespaced(client.clone(), &ns);
+
+    // Default policy: refused, visibly, and the plan carries nothing of it.
+    let controllers = start_controllers(&client, &ns);
+    api.create(&PostParams::default(), &mirror("hub", "docker.io")).await.expect("create");
+    eventually("Degraded NodeAccessNotAllowed", || async {
+        let m = api.get("hub").await.ok()?;
+        (status_condition(&m.status, "Degraded")? == ("True".into(), "NodeAccessNotAllowed".into())).then_some(())
+    })
+    .await;
+    let plan = eventually("a published plan", || node_plan(&client, &ns)).await;
+    assert!(plan.hosts.iter().all(|h| h.host != "docker.io"), "{plan:?}");
+    assert!(plan.entries.is_empty(), "all or nothing: {plan:?}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    eventually("a NodeAccessNotAllowed event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.iter().any(|e| e.reason.as_deref() == Some("NodeAccessNotAllowed")).then_some(())
+    })
+    .await;
+    drop(controllers);
+
+    // The admin allows the namespace: granted. A second mirror claiming the same host waits its turn.
+    let policy = Policy::parse(&format!("upstreams: [{{namespaces: [{ns}], hosts: [docker.io]}}]")).expect("policy");
+    let _controllers = start_controllers_with(&client, &ns, policy);
+    eventually("hub routes docker.io", || async {
+        let plan = node_plan(&client, &ns).await?;
+        plan.hosts.iter().any(|h| h.host == "docker.io" && h.owner == format!("{ns}/hub")).then_some(())
+    })
+    .await;
+    eventually("hub no longer Degraded", || async {
+        let m = api.get("hub").await.ok()?;
+        (status_condition(&m.status, "Degraded")?.0 == "False").then_some(())
+    })
+    .await;
+    api.create(&PostParams::default(), &mirror("hub2", "docker.io")).await.expect("create hub2");
+    eventually("hub2 Degraded HostClaimed", || async {
+        let m = api.get("hub2").await.ok()?;
+        (status_condition(&m.status, "Degraded")? == ("True".into(), "HostClaimed".into())).then_some(())
+    })
+    .await;
+    api.delete("hub", &DeleteParams::default()).await.expect("delete hub");
+    eventually("hub2 takes docker.io over", || async {
+        let plan = node_plan(&client, &ns).await?;
+        plan.hosts.iter().any(|h| h.host == "docker.io" && h.owner == format!("{ns}/hub2")).then_some(())
+    })
+    .await;
+    eventually("hub2 no longer Degraded", || async {
+        let m = api.get("hub2").await.ok()?;
+        (status_condition(&m.status, "Degraded")?.0 == "False").then_some(())
     })
     .await;
 }

@@ -12,11 +12,7 @@ fn settings() -> Settings {
     Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into(),
-        node: NodeSettings {
-            agent_image: "ghcr.io/wharf-dev/wharf-operator:0.1.0".into(),
-            hosts_file: "/etc/hosts".into(),
-            certs_dir: "/etc/containerd/certs.d".into(),
-        },
+        node: NodeSettings::default(),
     }
 }
 

@@ -388,8 +388,9 @@ pub struct GarbageCollectionSpec {
 /// not know `<name>.<namespace>.svc.<clusterDomain>`, and containerd sends a
 /// pod's pull secret only to a host named like the image's registry.
 ///
-/// When enabled, a DaemonSet `<name>-node-access` runs `wharf-operator
-/// node-agent` on every node (it tolerates every taint). On each node it:
+/// When enabled, and when the cluster admin's node-access policy (the wharf
+/// chart's `nodeAccess.policy`) allows it, the one node agent the chart runs
+/// on every node:
 /// - adds a line `<Service ClusterIP> <name>.<namespace>.svc.<domain>` to the
 ///   hosts file, marked `# wharf-node-access <namespace>/<name>`;
 /// - writes containerd's `<certs.d>/<host:port>/hosts.toml` for the registry
@@ -397,18 +398,16 @@ pub struct GarbageCollectionSpec {
 ///   a RegistryMirror `<certs.d>/<upstream name>/hosts.toml` for each
 ///   upstream, sending pulls of that upstream's images to the mirror first.
 ///
-/// containerd must read `hosts.toml` files (`config_path` set to the certs
-/// dir), and the host network must reach ClusterIPs (kube-proxy). The agent
-/// pods run as root without capabilities and mount the two node paths; the
-/// namespace must admit hostPath volumes (Pod Security `privileged`).
-///
-/// Turning it off (or deleting the resource) deletes the DaemonSet; each
-/// agent then removes exactly the lines and files it wrote. Files someone
-/// else wrote are never changed. See docs/node-access.md.
+/// The own in-cluster name is allowed by default. Upstream hosts outside the
+/// namespace's own cluster DNS (docker.io, ghcr.io, …) need a grant in the
+/// policy. A refused request sets Degraded (`NodeAccessNotAllowed`, or
+/// `HostClaimed` when an older resource maps the host) and leaves the nodes
+/// untouched. Turning it off (or deleting the resource) removes exactly what
+/// was written for it. See docs/node-access.md.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeAccessSpec {
-    /// Run the node agent DaemonSet. Off by default: it changes node files.
+    /// Ask the node agent to map this registry on every node. Off by default: it changes node files.
     #[serde(default)]
     pub enabled: bool,
 }

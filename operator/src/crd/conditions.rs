@@ -27,8 +27,8 @@ pub struct RegistryStatus {
     /// Registry pods that are ready.
     #[serde(default)]
     pub ready_replicas: i32,
-    /// With `nodeAccess`: `<ready>/<scheduled> nodes ready` from the node-access
-    /// DaemonSet, or what it waits for.
+    /// With `nodeAccess`: the hosts the node agent maps for this resource, or
+    /// why it maps none (refused by the cluster's policy, or claimed by an older resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_access: Option<String>,
 }
@@ -65,4 +65,8 @@ pub mod reasons {
     pub const AS_EXPECTED: &str = "AsExpected";
     /// The operator could not apply the children; it retries.
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// The cluster's node-access policy does not allow what `nodeAccess` asks.
+    pub const NODE_ACCESS_NOT_ALLOWED: &str = "NodeAccessNotAllowed";
+    /// An older resource already maps one of the hosts on the nodes.
+    pub const HOST_CLAIMED: &str = "HostClaimed";
 }

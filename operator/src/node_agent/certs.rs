@@ -1,16 +1,17 @@
 //! containerd's per-host configuration: `<certs dir>/<host>/hosts.toml`.
 //!
-//! Every file the agent writes starts with the owner's marker line; a
-//! directory is only ever changed or removed when its `hosts.toml` carries
-//! this owner's marker. A `hosts.toml` written by anyone else is left alone
-//! (and reported), so the agent never takes over a host the node's admin
-//! configured. The CA file has a name of its own ([`CA_FILE`]) so that it
-//! cannot clobber a `ca.crt` someone else put there.
+//! Every file the agent writes starts with a marker line naming the resource
+//! it serves; a directory is only ever changed or removed when its
+//! `hosts.toml` carries the marker. A `hosts.toml` written by anyone else is
+//! left alone (and reported), so the agent never takes over a host the node's
+//! admin configured, and removing the agent restores the node as it was. The
+//! CA file has a name of its own ([`CA_FILE`]) so that it cannot clobber a
+//! `ca.crt` someone else put there.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Owner, Route};
+use super::{MARKER, Owner};
 
 /// Name of containerd's per-host file.
 pub const HOSTS_TOML: &str = "hosts.toml";
@@ -35,38 +36,42 @@ pub struct Report {
     pub written: Vec<String>,
     /// Hosts left alone because someone else's `hosts.toml` is there.
     pub foreign: Vec<String>,
-    /// Hosts of an earlier run by this owner that are no longer wanted, removed.
+    /// Hosts the agent wrote earlier and no longer wants, removed.
     pub removed: Vec<String>,
 }
 
-/// The `hosts.toml` for `route`.
+/// The `hosts.toml` for a route to `url`.
 ///
-/// - A registry (`mirror: false`) is its own server: the file only says to
-///   speak plain http (or which CA to trust) to it. The host name is the
-///   image's registry host, so containerd sends the pod's pull secret.
+/// - A registry's own host (`mirror: false`) is its own server: the file only
+///   says to speak plain http (or which CA to trust) to it. The host name is
+///   the image's registry host, so containerd sends the pod's pull secret.
 /// - A mirror route sets no `server`: containerd falls back to what it does
 ///   without this file (`https://<host>`, or registry-1.docker.io for
 ///   docker.io). The mirror gets `?ns=<host>` from containerd and picks the
 ///   upstream by it.
-pub fn hosts_toml(owner: &Owner, route: &Route, mirror: bool, push: bool, ca_path: Option<&Path>) -> String {
+pub fn hosts_toml(owner: &Owner, url: &str, mirror: bool, push: bool, ca_path: Option<&Path>) -> String {
     let mut out = format!(
         "# {}\n# Written by `wharf-operator node-agent`; removed again when the agent stops. Do not edit.\n",
         owner.marker_comment()
     );
     if !mirror {
-        out.push_str(&format!("server = \"{}\"\n", route.url));
+        out.push_str(&format!("server = \"{url}\"\n"));
     }
     let capabilities = if push && !mirror { r#"["pull", "resolve", "push"]"# } else { r#"["pull", "resolve"]"# };
-    out.push_str(&format!("\n[host.\"{}\"]\n  capabilities = {capabilities}\n", route.url));
+    out.push_str(&format!("\n[host.\"{url}\"]\n  capabilities = {capabilities}\n"));
     if let Some(ca) = ca_path {
         out.push_str(&format!("  ca = \"{}\"\n", ca.display()));
     }
     out
 }
 
-/// Whether a `hosts.toml` text is this owner's.
-pub fn owned_by(text: &str, owner: &Owner) -> bool {
-    text.lines().next().is_some_and(|l| l.trim() == format!("# {}", owner.marker_comment()))
+/// Whether a `hosts.toml` text is the agent's.
+pub fn is_ours(text: &str) -> bool {
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().strip_prefix("# "))
+        .and_then(|c| c.strip_prefix(MARKER))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
 fn read_opt(path: &Path) -> io::Result<Option<String>> {
@@ -87,8 +92,8 @@ fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The host directories under `certs_dir` whose `hosts.toml` is `owner`'s.
-pub fn owned_hosts(certs_dir: &Path, owner: &Owner) -> io::Result<Vec<String>> {
+/// The host directories under `certs_dir` whose `hosts.toml` the agent wrote.
+pub fn our_hosts(certs_dir: &Path) -> io::Result<Vec<String>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(certs_dir) {
         Ok(e) => e,
@@ -100,7 +105,7 @@ pub fn owned_hosts(certs_dir: &Path, owner: &Owner) -> io::Result<Vec<String>> {
         if !entry.file_type()?.is_dir() {
             continue;
         }
-        if read_opt(&entry.path().join(HOSTS_TOML))?.is_some_and(|t| owned_by(&t, owner)) {
+        if read_opt(&entry.path().join(HOSTS_TOML))?.is_some_and(|t| is_ours(&t)) {
             out.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
@@ -108,11 +113,11 @@ pub fn owned_hosts(certs_dir: &Path, owner: &Owner) -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Removes `owner`'s files for `host`, and the directory when nothing else is left in it.
-pub fn remove_host(certs_dir: &Path, owner: &Owner, host: &str) -> io::Result<bool> {
+/// Removes the agent's files for `host`, and the directory when nothing else is left in it.
+pub fn remove_host(certs_dir: &Path, host: &str) -> io::Result<bool> {
     let dir = certs_dir.join(host);
     let toml = dir.join(HOSTS_TOML);
-    if !read_opt(&toml)?.is_some_and(|t| owned_by(&t, owner)) {
+    if !read_opt(&toml)?.is_some_and(|t| is_ours(&t)) {
         return Ok(false);
     }
     for file in [dir.join(CA_FILE), toml] {
@@ -127,23 +132,23 @@ pub fn remove_host(certs_dir: &Path, owner: &Owner, host: &str) -> io::Result<bo
     Ok(true)
 }
 
-/// Makes the certs dir hold exactly `wanted` for `owner`: writes each host
-/// (unless someone else's file is there) and removes this owner's other hosts.
-pub fn apply(certs_dir: &Path, owner: &Owner, wanted: &[HostConfig]) -> Result<Report, (PathBuf, io::Error)> {
+/// Makes the certs dir hold exactly `wanted` of the agent's files: writes each
+/// host (unless someone else's file is there) and removes the agent's other hosts.
+pub fn apply(certs_dir: &Path, wanted: &[HostConfig]) -> Result<Report, (PathBuf, io::Error)> {
     let mut report = Report::default();
     fn at(p: &Path) -> impl FnOnce(io::Error) -> (PathBuf, io::Error) + '_ {
         move |e| (p.to_path_buf(), e)
     }
-    for stale in owned_hosts(certs_dir, owner).map_err(at(certs_dir))? {
+    for stale in our_hosts(certs_dir).map_err(at(certs_dir))? {
         if !wanted.iter().any(|w| w.host == stale) {
-            remove_host(certs_dir, owner, &stale).map_err(at(&certs_dir.join(&stale)))?;
+            remove_host(certs_dir, &stale).map_err(at(&certs_dir.join(&stale)))?;
             report.removed.push(stale);
         }
     }
     for w in wanted {
         let dir = certs_dir.join(&w.host);
         let toml = dir.join(HOSTS_TOML);
-        if read_opt(&toml).map_err(at(&toml))?.is_some_and(|t| !owned_by(&t, owner)) {
+        if read_opt(&toml).map_err(at(&toml))?.is_some_and(|t| !is_ours(&t)) {
             report.foreign.push(w.host.clone());
             continue;
         }
@@ -158,97 +163,85 @@ pub fn apply(certs_dir: &Path, owner: &Owner, wanted: &[HostConfig]) -> Result<R
     Ok(report)
 }
 
-/// Removes every host of `owner`; returns the hosts removed.
-pub fn remove_all(certs_dir: &Path, owner: &Owner) -> Result<Vec<String>, (PathBuf, io::Error)> {
-    let hosts = owned_hosts(certs_dir, owner).map_err(|e| (certs_dir.to_path_buf(), e))?;
-    for h in &hosts {
-        remove_host(certs_dir, owner, h).map_err(|e| (certs_dir.join(h), e))?;
-    }
-    Ok(hosts)
+/// Removes every host the agent wrote; returns the hosts removed.
+pub fn remove_all(certs_dir: &Path) -> Result<Vec<String>, (PathBuf, io::Error)> {
+    apply(certs_dir, &[]).map(|r| r.removed)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::parse_owner;
     use super::super::tests::TempDir;
-    use super::super::{parse_owner, parse_route};
     use super::*;
 
-    fn config(owner: &Owner, route: &str, mirror: bool) -> HostConfig {
-        let r = parse_route(route).expect("route");
-        HostConfig { host: r.host.clone(), toml: hosts_toml(owner, &r, mirror, true, None), ca_pem: None }
+    fn config(owner: &str, host: &str, url: &str, mirror: bool) -> HostConfig {
+        let o = parse_owner(owner).expect("owner");
+        HostConfig { host: host.into(), toml: hosts_toml(&o, url, mirror, true, None), ca_pem: None }
     }
 
     #[test]
     fn registry_and_mirror_files() {
         let o = parse_owner("team-a/reg").expect("owner");
-        let r = parse_route("reg.team-a.svc.cluster.local:5000=http://reg.team-a.svc.cluster.local:5000").expect("r");
         assert_eq!(
-            hosts_toml(&o, &r, false, true, None),
+            hosts_toml(&o, "http://reg.team-a.svc.cluster.local:5000", false, true, None),
             "# wharf-node-access team-a/reg\n\
              # Written by `wharf-operator node-agent`; removed again when the agent stops. Do not edit.\n\
              server = \"http://reg.team-a.svc.cluster.local:5000\"\n\n\
              [host.\"http://reg.team-a.svc.cluster.local:5000\"]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n"
         );
-        let m = parse_route("docker.io=https://hub.team-a.svc.cluster.local:5000").expect("m");
-        let text = hosts_toml(&o, &m, true, true, Some(Path::new("/etc/containerd/certs.d/docker.io/x.crt")));
+        let ca = Path::new("/etc/containerd/certs.d/docker.io/x.crt");
+        let text = hosts_toml(&o, "https://hub.team-a.svc.cluster.local:5000", true, true, Some(ca));
         assert!(!text.contains("server ="), "{text}");
         assert!(text.contains("[host.\"https://hub.team-a.svc.cluster.local:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"/etc/containerd/certs.d/docker.io/x.crt\"\n"), "{text}");
-        assert!(owned_by(&text, &o));
-        assert!(!owned_by(&text, &parse_owner("team-a/other").expect("owner")));
+        assert!(is_ours(&text));
+        assert!(!is_ours("server = \"https://ghcr.io\"\n"));
+        assert!(!is_ours("# wharf-node-accessory\n"));
     }
 
     #[test]
     fn write_rewrite_and_undo_leave_foreign_files() {
         let dir = TempDir::new("certs");
         let certs = dir.path();
-        let a = parse_owner("team-a/reg").expect("owner");
-        let b = parse_owner("team-b/hub").expect("owner");
         // Someone else's files: a foreign hosts.toml, and an extra file in a host we will write.
         std::fs::create_dir_all(certs.join("ghcr.io")).expect("mkdir");
         std::fs::write(certs.join("ghcr.io/hosts.toml"), "server = \"https://ghcr.io\"\n").expect("write");
         std::fs::create_dir_all(certs.join("quay.io")).expect("mkdir");
         std::fs::write(certs.join("quay.io/ca.crt"), "theirs").expect("write");
 
-        let wanted_a = [
-            config(&a, "reg.team-a.svc.cluster.local:5000=http://reg.team-a.svc.cluster.local:5000", false),
-            config(&a, "ghcr.io=http://reg.team-a.svc.cluster.local:5000", true),
-            config(&a, "quay.io=http://reg.team-a.svc.cluster.local:5000", true),
+        let reg = "http://reg.team-a.svc.cluster.local:5000";
+        let wanted = [
+            config("team-a/reg", "reg.team-a.svc.cluster.local:5000", reg, false),
+            config("team-a/reg", "ghcr.io", reg, true),
+            config("team-a/reg", "quay.io", reg, true),
+            config("team-b/hub", "docker.io", "http://hub.team-b.svc.cluster.local:5000", true),
         ];
-        let report = apply(certs, &a, &wanted_a).expect("apply");
+        let report = apply(certs, &wanted).expect("apply");
         assert_eq!(report.foreign, vec!["ghcr.io".to_string()]);
-        assert_eq!(report.written.len(), 2);
-        assert_eq!(apply(certs, &a, &wanted_a).expect("again"), report, "idempotent");
+        assert_eq!(report.written.len(), 3);
+        assert_eq!(apply(certs, &wanted).expect("again"), report, "idempotent");
 
-        let wanted_b = [config(&b, "docker.io=http://hub.team-b.svc.cluster.local:5000", true)];
-        apply(certs, &b, &wanted_b).expect("apply b");
-        assert_eq!(owned_hosts(certs, &b).expect("owned"), vec!["docker.io".to_string()]);
-
-        // A later run of a without quay.io removes it, keeping the foreign ca.crt.
-        let report = apply(certs, &a, &wanted_a[..2]).expect("shrink");
+        // A plan without quay.io removes it, keeping the foreign ca.crt.
+        let report = apply(certs, &[wanted[0].clone(), wanted[3].clone()]).expect("shrink");
         assert_eq!(report.removed, vec!["quay.io".to_string()]);
         assert_eq!(std::fs::read_to_string(certs.join("quay.io/ca.crt")).expect("theirs"), "theirs");
 
-        let removed = remove_all(certs, &a).expect("undo a");
-        assert_eq!(removed, vec!["reg.team-a.svc.cluster.local:5000".to_string()]);
+        let removed = remove_all(certs).expect("undo");
+        assert_eq!(removed, vec!["docker.io".to_string(), "reg.team-a.svc.cluster.local:5000".to_string()]);
         assert!(!certs.join("reg.team-a.svc.cluster.local:5000").exists(), "empty dir removed");
         assert_eq!(
             std::fs::read_to_string(certs.join("ghcr.io/hosts.toml")).expect("foreign"),
             "server = \"https://ghcr.io\"\n"
         );
-        assert!(certs.join("docker.io/hosts.toml").exists(), "b's file survives a's undo");
-        remove_all(certs, &b).expect("undo b");
-        assert!(!certs.join("docker.io").exists());
     }
 
     #[test]
     fn ca_file_is_written_and_removed() {
         let dir = TempDir::new("certs-ca");
-        let a = parse_owner("ns/r").expect("owner");
-        let mut c = config(&a, "r.ns.svc.cluster.local:5000=https://r.ns.svc.cluster.local:5000", false);
+        let mut c = config("ns/r", "r.ns.svc.cluster.local:5000", "https://r.ns.svc.cluster.local:5000", false);
         c.ca_pem = Some(b"PEM".to_vec());
-        apply(dir.path(), &a, &[c]).expect("apply");
+        apply(dir.path(), &[c]).expect("apply");
         assert_eq!(std::fs::read(dir.path().join("r.ns.svc.cluster.local:5000").join(CA_FILE)).expect("ca"), b"PEM");
-        remove_all(dir.path(), &a).expect("undo");
+        remove_all(dir.path()).expect("undo");
         assert!(!dir.path().join("r.ns.svc.cluster.local:5000").exists());
     }
 }

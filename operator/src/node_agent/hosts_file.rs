@@ -1,5 +1,5 @@
-//! The node's hosts file: lines the agent adds, each ending in the owner's
-//! marker comment, so it only ever removes its own.
+//! The node's hosts file: lines the agent adds, each ending in a marker
+//! comment, so it only ever removes lines it wrote.
 //!
 //! The file is a bind-mounted hostPath: it is edited in place (write from the
 //! start, then cut to length) under an exclusive `flock`, never replaced by a
@@ -9,29 +9,39 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::{HostEntry, Owner};
+use super::{MARKER, Owner};
 
-/// `text` without the lines that carry `owner`'s marker.
-pub fn without_owner(text: &str, owner: &Owner) -> String {
-    let marker = owner.marker_comment();
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let is_ours = line.split_once('#').is_some_and(|(_, comment)| comment.trim() == marker);
-        if !is_ours {
-            out.push_str(line);
-        }
-    }
-    out
+/// One line the agent wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// Address.
+    pub ip: std::net::IpAddr,
+    /// Fully qualified host name.
+    pub host: String,
+    /// The resource it serves.
+    pub owner: Owner,
 }
 
-/// `text` with `owner`'s lines replaced by `entries` (appended at the end).
-pub fn with_entries(text: &str, owner: &Owner, entries: &[HostEntry]) -> String {
-    let mut out = without_owner(text, owner);
+fn is_ours(line: &str) -> bool {
+    line.split_once('#').is_some_and(|(_, comment)| {
+        let c = comment.trim();
+        c == MARKER || c.strip_prefix(MARKER).is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
+/// `text` without the lines the agent wrote.
+pub fn without_ours(text: &str) -> String {
+    text.split_inclusive('\n').filter(|l| !is_ours(l)).collect()
+}
+
+/// `text` with the agent's lines replaced by `lines` (appended at the end).
+pub fn with_lines(text: &str, lines: &[Line]) -> String {
+    let mut out = without_ours(text);
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    for e in entries {
-        out.push_str(&format!("{}\t{}\t# {}\n", e.ip, e.host, owner.marker_comment()));
+    for l in lines {
+        out.push_str(&format!("{}\t{}\t# {}\n", l.ip, l.host, l.owner.marker_comment()));
     }
     out
 }
@@ -59,43 +69,37 @@ pub fn edit(path: &Path, edit: impl FnOnce(&str) -> String) -> std::io::Result<b
 mod tests {
     use super::*;
 
-    fn owner(s: &str) -> Owner {
-        super::super::parse_owner(s).expect("owner")
-    }
-
-    fn entry(ip: &str, host: &str) -> HostEntry {
-        super::super::parse_host_entry(&format!("{ip}={host}")).expect("entry")
+    fn line(ip: &str, host: &str, owner: &str) -> Line {
+        Line { ip: ip.parse().expect("ip"), host: host.into(), owner: super::super::parse_owner(owner).expect("owner") }
     }
 
     const BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n10.0.0.5 node-1 # admin note\n";
 
     #[test]
     fn adds_marked_lines_and_replaces_its_own() {
-        let a = owner("team-a/reg");
-        let once = with_entries(BASE, &a, &[entry("10.96.0.12", "reg.team-a.svc.cluster.local")]);
-        assert_eq!(once, format!("{BASE}10.96.0.12\treg.team-a.svc.cluster.local\t# wharf-node-access team-a/reg\n"));
-        let again = with_entries(&once, &a, &[entry("10.96.0.12", "reg.team-a.svc.cluster.local")]);
-        assert_eq!(again, once, "idempotent");
-        let moved = with_entries(&once, &a, &[entry("10.96.0.99", "reg.team-a.svc.cluster.local")]);
-        assert!(moved.contains("10.96.0.99") && !moved.contains("10.96.0.12"), "{moved}");
-        assert_eq!(without_owner(&moved, &a), BASE);
+        let once = with_lines(BASE, &[line("198.19.0.12", "reg.team-a.svc.cluster.local", "team-a/reg")]);
+        assert_eq!(once, format!("{BASE}198.19.0.12\treg.team-a.svc.cluster.local\t# wharf-node-access team-a/reg\n"));
+        assert_eq!(with_lines(&once, &[line("198.19.0.12", "reg.team-a.svc.cluster.local", "team-a/reg")]), once);
+        let moved = with_lines(
+            &once,
+            &[
+                line("198.19.0.99", "reg.team-a.svc.cluster.local", "team-a/reg"),
+                line("198.19.0.13", "hub.team-b.svc.cluster.local", "team-b/hub"),
+            ],
+        );
+        assert!(moved.contains("198.19.0.99") && !moved.contains("198.19.0.12"), "{moved}");
+        assert_eq!(without_ours(&moved), BASE);
     }
 
     #[test]
-    fn two_owners_coexist_and_markers_match_exactly() {
-        let a = owner("team-a/reg");
-        let b = owner("team-a/reg2");
-        let text = with_entries(BASE, &a, &[entry("10.96.0.12", "reg.team-a.svc.cluster.local")]);
-        let text = with_entries(&text, &b, &[entry("10.96.0.13", "reg2.team-a.svc.cluster.local")]);
-        let only_b = without_owner(&text, &a);
-        assert!(only_b.contains("reg2.team-a") && !only_b.contains("10.96.0.12"), "{only_b}");
-        assert_eq!(without_owner(&only_b, &b), BASE);
+    fn lines_that_only_look_alike_are_kept() {
+        let text = format!("{BASE}1.2.3.4 x # wharf-node-accessory\n5.6.7.8 y # see wharf-node-access docs\n");
+        assert_eq!(without_ours(&text), text);
     }
 
     #[test]
     fn missing_final_newline_is_kept_apart() {
-        let a = owner("ns/r");
-        let text = with_entries("127.0.0.1 localhost", &a, &[entry("fd00::1", "r.ns.svc.cluster.local")]);
+        let text = with_lines("127.0.0.1 localhost", &[line("fd00::1", "r.ns.svc.cluster.local", "ns/r")]);
         assert_eq!(text, "127.0.0.1 localhost\nfd00::1\tr.ns.svc.cluster.local\t# wharf-node-access ns/r\n");
     }
 
@@ -106,12 +110,11 @@ mod tests {
         let path = dir.path().join("hosts");
         std::fs::write(&path, BASE).expect("write");
         let inode = std::fs::metadata(&path).expect("meta").ino();
-        let a = owner("ns/r");
-        let e = [entry("10.0.0.1", "r.ns.svc.cluster.local")];
-        assert!(edit(&path, |t| with_entries(t, &a, &e)).expect("edit"));
-        assert!(!edit(&path, |t| with_entries(t, &a, &e)).expect("edit again"), "unchanged content is not rewritten");
+        let lines = [line("10.0.0.1", "r.ns.svc.cluster.local", "ns/r")];
+        assert!(edit(&path, |t| with_lines(t, &lines)).expect("edit"));
+        assert!(!edit(&path, |t| with_lines(t, &lines)).expect("edit again"), "unchanged content is not rewritten");
         assert_eq!(std::fs::metadata(&path).expect("meta").ino(), inode);
-        assert!(edit(&path, |t| without_owner(t, &a)).expect("undo"));
+        assert!(edit(&path, without_ours).expect("undo"));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), BASE);
     }
 }

@@ -3,32 +3,39 @@
 //! A node's containerd resolves names with the node's resolver, so it cannot
 //! resolve `<svc>.<ns>.svc.<clusterDomain>`, the host in image references and
 //! in the token realm. And containerd (1.6+) sends a pod's pull secret only
-//! to hosts named like the image's registry host. So the agent, run by a
-//! DaemonSet on every node:
+//! to hosts named like the image's registry host.
 //!
-//! 1. adds `<ClusterIP> <fqdn>` lines to the node's hosts file, each marked
+//! One agent per node, run by the chart's DaemonSet in the operator's
+//! namespace, makes the node match the operator's [`NodePlan`], which the
+//! operator publishes in one ConfigMap after applying the cluster admin's
+//! policy (`crate::node_access`). The agent decides nothing: it
+//!
+//! 1. keeps `<ClusterIP> <fqdn>` lines in the node's hosts file, each marked
 //!    `# wharf-node-access <ns>/<name>` ([`hosts_file`]);
-//! 2. writes `<certs dir>/<host>/hosts.toml` for the registry (plain http, or
-//!    https with the registry's certificate) and, for a mirror, for each
-//!    upstream host, pointing containerd at the mirror ([`certs`]);
-//! 3. waits for SIGTERM or SIGINT and undoes exactly its own changes.
+//! 2. keeps `<certs dir>/<host>/hosts.toml` for each planned host ([`certs`]);
+//! 3. on SIGTERM (the chart removed, or the agent rolled) removes every line
+//!    and file it wrote, and nothing else.
 //!
-//! Parsing and file edits are plain functions; [`run`] is the thin loop.
-//! The operator builds the DaemonSet that runs this
-//! (`registry_controller::build::node_access`).
+//! Parsing and file edits are plain functions; [`run`] is the thin watch loop.
 
 pub mod certs;
 pub mod hosts_file;
 
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::node_access::plan::NodePlan;
 use certs::HostConfig;
 
 /// Marker comment prefix of every line and file the agent writes.
 pub const MARKER: &str = "wharf-node-access";
+/// The ConfigMap key that holds the plan, as JSON.
+pub const PLAN_KEY: &str = "plan.json";
 
 /// The command line of `wharf-operator node-agent`.
 #[derive(clap::Args, Clone, Debug)]
@@ -40,35 +47,23 @@ pub struct Args {
     /// since `hosts.toml` names files by their node path).
     #[arg(long, default_value = "/etc/containerd/certs.d")]
     pub certs_dir: PathBuf,
-    /// `<namespace>/<name>` of the Registry or RegistryMirror: the marker on everything written.
-    #[arg(long, value_parser = parse_owner)]
-    pub owner: Owner,
-    /// `<ip>=<hostname>`: a hosts-file line (the Service's ClusterIP and its FQDN). Repeatable.
-    #[arg(long = "host-entry", value_name = "IP=HOSTNAME", value_parser = parse_host_entry)]
-    pub host_entries: Vec<HostEntry>,
-    /// `<host[:port]>=<url>`: a registry reached by its own name. Repeatable.
-    #[arg(long = "registry", value_name = "HOST=URL", value_parser = parse_route)]
-    pub registries: Vec<Route>,
-    /// `<upstream host[:port]>=<mirror url>`: pull images of the upstream host through the mirror. Repeatable.
-    #[arg(long = "mirror", value_name = "HOST=URL", value_parser = parse_route)]
-    pub mirrors: Vec<Route>,
-    /// Leave `push` out of the registries' capabilities (a mirror refuses pushes).
-    #[arg(long)]
-    pub pull_only: bool,
-    /// PEM certificate containerd trusts for the https URLs (copied next to each `hosts.toml`).
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    /// Namespace of the plan ConfigMap (the operator's).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "wharf-system")]
+    pub namespace: String,
+    /// Name of the ConfigMap the operator publishes the plan in.
+    #[arg(long, default_value = crate::names::NODE_ACCESS_PLAN)]
+    pub plan: String,
     /// Human-readable logs instead of JSON.
     #[arg(long)]
     pub text_logs: bool,
 }
 
-/// `<namespace>/<name>` of the owning resource.
+/// `<namespace>/<name>` of the resource a line or file serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner(String);
 
 impl Owner {
-    /// The comment text that marks what this owner wrote, without the `#`.
+    /// The comment text that marks what the agent wrote for this owner, without the `#`.
     pub fn marker_comment(&self) -> String {
         format!("{MARKER} {}", self.0)
     }
@@ -78,24 +73,6 @@ impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// One hosts-file line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostEntry {
-    /// Address (a Service's ClusterIP).
-    pub ip: IpAddr,
-    /// Fully qualified host name.
-    pub host: String,
-}
-
-/// A host as containerd looks it up (`<certs dir>/<host>/`), and the URL it is sent to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// Host, with a port when not the default.
-    pub host: String,
-    /// `http(s)://host[:port]`.
-    pub url: String,
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -118,7 +95,7 @@ fn is_host_port(s: &str) -> bool {
     }
 }
 
-/// Parses `--owner`.
+/// Parses an owner, `<namespace>/<name>`.
 pub fn parse_owner(s: &str) -> Result<Owner, String> {
     match s.split_once('/') {
         Some((ns, name)) if is_dns_label(ns) && is_host_name(name) => Ok(Owner(s.to_string())),
@@ -126,47 +103,24 @@ pub fn parse_owner(s: &str) -> Result<Owner, String> {
     }
 }
 
-/// Parses `--host-entry <ip>=<hostname>`.
-pub fn parse_host_entry(s: &str) -> Result<HostEntry, String> {
-    let (ip, host) = s.split_once('=').ok_or_else(|| format!("`{s}` is not <ip>=<hostname>"))?;
-    let ip: IpAddr = ip.parse().map_err(|_| format!("`{s}`: `{ip}` is not an IP address"))?;
-    if !is_host_name(host) || !host.contains('.') {
-        return Err(format!("`{s}`: `{host}` is not a fully qualified lowercase host name"));
-    }
-    Ok(HostEntry { ip, host: host.to_string() })
-}
-
-/// Parses `--registry` and `--mirror`: `<host[:port]>=<http(s)://host[:port]>`.
-pub fn parse_route(s: &str) -> Result<Route, String> {
-    let (host, url) = s.split_once('=').ok_or_else(|| format!("`{s}` is not <host[:port]>=<url>"))?;
-    if !is_host_port(host) {
-        return Err(format!("`{s}`: `{host}` is not a lowercase host name with an optional port"));
-    }
+/// Checks a registry URL: `http(s)://host[:port]`, nothing else.
+fn check_url(url: &str) -> Result<(), String> {
     let authority = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{s}`: the URL must start with http:// or https://"))?;
+        .ok_or_else(|| format!("`{url}`: the URL must start with http:// or https://"))?;
     if !is_host_port(authority) {
-        return Err(format!("`{s}`: the URL must be scheme://host[:port], without a path or user info"));
+        return Err(format!("`{url}`: the URL must be scheme://host[:port], without a path or user info"));
     }
-    Ok(Route { host: host.to_string(), url: url.to_string() })
+    Ok(())
 }
 
 /// Why the agent failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Nothing to do: the arguments name no entry.
-    #[error("nothing to do: give at least one --host-entry, --registry or --mirror")]
-    NothingToDo,
-    /// An https URL without `--ca-file`, or the file is unreadable.
-    #[error("reading the CA file {path}: {source}")]
-    ReadCa {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// No API client (the agent runs in a pod with a service account).
+    #[error("connecting to the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
     /// Editing the hosts file failed.
     #[error("editing the hosts file {path}: {source}")]
     EditHostsFile {
@@ -187,108 +141,144 @@ pub enum Error {
     },
 }
 
-/// Everything the agent writes, derived from the arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
-    /// Owner marker.
-    pub owner: Owner,
-    /// Hosts file path.
-    pub hosts_file: PathBuf,
-    /// Certs dir.
-    pub certs_dir: PathBuf,
+/// What the agent writes for a plan, checked: entries that could escape the
+/// certs dir or break the hosts file are dropped and reported, never written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Files {
     /// Hosts-file lines.
-    pub host_entries: Vec<HostEntry>,
+    pub lines: Vec<hosts_file::Line>,
     /// `hosts.toml` files.
     pub hosts: Vec<HostConfig>,
+    /// What was dropped, and why.
+    pub rejected: Vec<String>,
 }
 
-/// Builds the plan; `ca_pem` is the content of `--ca-file`, read by the caller.
-pub fn plan(args: &Args, ca_pem: Option<&[u8]>) -> Result<Plan, Error> {
-    if args.host_entries.is_empty() && args.registries.is_empty() && args.mirrors.is_empty() {
-        return Err(Error::NothingToDo);
-    }
-    let routes = args.registries.iter().map(|r| (r, false)).chain(args.mirrors.iter().map(|r| (r, true)));
-    let hosts = routes
-        .map(|(route, mirror)| {
-            let https = route.url.starts_with("https://");
-            let ca = ca_pem.filter(|_| https);
-            let ca_path = ca.map(|_| args.certs_dir.join(&route.host).join(certs::CA_FILE));
-            HostConfig {
-                host: route.host.clone(),
-                toml: certs::hosts_toml(&args.owner, route, mirror, !args.pull_only, ca_path.as_deref()),
-                ca_pem: ca.map(<[u8]>::to_vec),
+/// Turns the operator's plan into the node files under `certs_dir`.
+pub fn files(plan: &NodePlan, certs_dir: &Path) -> Files {
+    let mut out = Files::default();
+    for e in &plan.entries {
+        let checked = parse_owner(&e.owner).and_then(|owner| {
+            let ip = e.ip.parse().map_err(|_| format!("`{}` is not an IP address", e.ip))?;
+            if !is_host_name(&e.host) || !e.host.contains('.') {
+                return Err(format!("`{}` is not a fully qualified lowercase host name", e.host));
             }
-        })
-        .collect();
-    Ok(Plan {
-        owner: args.owner.clone(),
-        hosts_file: args.hosts_file.clone(),
-        certs_dir: args.certs_dir.clone(),
-        host_entries: args.host_entries.clone(),
-        hosts,
-    })
+            Ok(hosts_file::Line { ip, host: e.host.clone(), owner })
+        });
+        match checked {
+            Ok(line) => out.lines.push(line),
+            Err(why) => out.rejected.push(why),
+        }
+    }
+    for h in &plan.hosts {
+        let checked = parse_owner(&h.owner).and_then(|owner| {
+            if !is_host_port(&h.host) {
+                return Err(format!("`{}` is not a lowercase host name with an optional port", h.host));
+            }
+            check_url(&h.url)?;
+            let ca = h.ca_pem.as_ref().filter(|_| h.url.starts_with("https://"));
+            let ca_path = ca.map(|_| certs_dir.join(&h.host).join(certs::CA_FILE));
+            Ok(HostConfig {
+                host: h.host.clone(),
+                toml: certs::hosts_toml(&owner, &h.url, h.mirror, h.push, ca_path.as_deref()),
+                ca_pem: ca.map(|p| p.clone().into_bytes()),
+            })
+        });
+        match checked {
+            Ok(c) => out.hosts.push(c),
+            Err(why) => out.rejected.push(why),
+        }
+    }
+    out
 }
 
-/// Writes the plan's lines and files; idempotent, and replaces this owner's earlier ones.
-pub fn install(plan: &Plan) -> Result<(), Error> {
-    let changed = hosts_file::edit(&plan.hosts_file, |t| hosts_file::with_entries(t, &plan.owner, &plan.host_entries))
-        .map_err(|source| Error::EditHostsFile { path: plan.hosts_file.clone(), source })?;
-    let entries: Vec<String> = plan.host_entries.iter().map(|e| format!("{} {}", e.ip, e.host)).collect();
-    tracing::info!(owner = %plan.owner, file = %plan.hosts_file.display(), ?entries, changed, "hosts file entries in place");
-    let report = certs::apply(&plan.certs_dir, &plan.owner, &plan.hosts)
-        .map_err(|(path, source)| Error::HostsToml { path, source })?;
+/// Makes the node hold exactly `plan`'s lines and files (of the agent's own); idempotent.
+pub fn install(plan: &NodePlan, hosts_file_path: &Path, certs_dir: &Path) -> Result<(), Error> {
+    let files = files(plan, certs_dir);
+    if !files.rejected.is_empty() {
+        tracing::error!(rejected = ?files.rejected, "plan entries refused; the rest is applied");
+    }
+    let changed = hosts_file::edit(hosts_file_path, |t| hosts_file::with_lines(t, &files.lines))
+        .map_err(|source| Error::EditHostsFile { path: hosts_file_path.to_path_buf(), source })?;
+    let entries: Vec<String> = files.lines.iter().map(|l| format!("{} {}", l.ip, l.host)).collect();
+    tracing::info!(file = %hosts_file_path.display(), ?entries, changed, "hosts file entries in place");
+    let report = certs::apply(certs_dir, &files.hosts).map_err(|(path, source)| Error::HostsToml { path, source })?;
     tracing::info!(
-        owner = %plan.owner,
-        certs_dir = %plan.certs_dir.display(),
+        certs_dir = %certs_dir.display(),
         written = ?report.written,
         removed = ?report.removed,
         "containerd host configuration in place"
     );
     if !report.foreign.is_empty() {
-        tracing::warn!(
-            owner = %plan.owner,
-            hosts = ?report.foreign,
-            "left alone: these hosts already have a hosts.toml the agent did not write"
-        );
+        tracing::warn!(hosts = ?report.foreign, "left alone: these hosts already have a hosts.toml the agent did not write");
     }
     Ok(())
 }
 
-/// Removes this owner's lines and files (and only those).
-pub fn uninstall(owner: &Owner, hosts_file_path: &Path, certs_dir: &Path) -> Result<(), Error> {
-    let changed = hosts_file::edit(hosts_file_path, |t| hosts_file::without_owner(t, owner))
-        .map_err(|source| Error::EditHostsFile { path: hosts_file_path.to_path_buf(), source })?;
-    tracing::info!(owner = %owner, file = %hosts_file_path.display(), changed, "hosts file entries removed");
-    let removed = certs::remove_all(certs_dir, owner).map_err(|(path, source)| Error::HostsToml { path, source })?;
-    tracing::info!(owner = %owner, certs_dir = %certs_dir.display(), ?removed, "containerd host configuration removed");
-    Ok(())
+/// Removes every line and file the agent wrote (and only those).
+pub fn uninstall(hosts_file_path: &Path, certs_dir: &Path) -> Result<(), Error> {
+    install(&NodePlan::default(), hosts_file_path, certs_dir)
 }
 
-/// Installs, waits for `shutdown`, uninstalls. A failed install is undone before the error is returned.
+/// The plan a ConfigMap holds; a malformed one is an error the caller logs (the node keeps what it has).
+pub fn plan_of(cm: &ConfigMap) -> Result<NodePlan, String> {
+    match cm.data.as_ref().and_then(|d| d.get(PLAN_KEY)) {
+        None => Ok(NodePlan::default()),
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("{PLAN_KEY} is not a node plan: {e}")),
+    }
+}
+
+/// Follows the plan ConfigMap until `shutdown`, then removes everything it wrote.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let ca_pem = match &args.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|source| Error::ReadCa { path: path.clone(), source })?),
-        None => None,
-    };
-    let plan = plan(&args, ca_pem.as_deref())?;
-    if let Err(e) = install(&plan) {
-        tracing::error!(error = %e, "install failed; undoing what was written");
-        if let Err(undo) = uninstall(&plan.owner, &plan.hosts_file, &plan.certs_dir) {
-            tracing::error!(error = %undo, "undo failed too");
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &args.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", args.plan));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    tracing::info!(namespace = %args.namespace, plan = %args.plan, "following the node-access plan");
+    let follow = async {
+        let mut initial: Option<ConfigMap> = None;
+        while let Some(event) = events.next().await {
+            let current = match event {
+                Ok(watcher::Event::Init) => {
+                    initial = None;
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(cm)) => {
+                    initial = Some(cm);
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => initial.take(),
+                Ok(watcher::Event::Apply(cm)) => Some(cm),
+                Ok(watcher::Event::Delete(_)) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching the plan failed; the node keeps what it has");
+                    continue;
+                }
+            };
+            let plan = match current.as_ref().map(plan_of).unwrap_or_else(|| Ok(NodePlan::default())) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "the node keeps what it has");
+                    continue;
+                }
+            };
+            if let Err(e) = install(&plan, &args.hosts_file, &args.certs_dir) {
+                tracing::error!(error = %e, "applying the plan failed; retrying at the next change");
+            }
         }
-        return Err(e);
+    };
+    tokio::select! {
+        () = follow => tracing::warn!("the plan watch ended"),
+        () = shutdown => {}
     }
-    tracing::info!(owner = %plan.owner, "node access in place; waiting for SIGTERM");
-    shutdown.await;
-    uninstall(&plan.owner, &plan.hosts_file, &plan.certs_dir)?;
-    tracing::info!(owner = %plan.owner, "node access removed; exiting");
+    uninstall(&args.hosts_file, &args.certs_dir)?;
+    tracing::info!("node access removed; exiting");
     Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::node_access::plan::{PlanEntry, PlanHost};
 
     /// A directory under the system temp dir, removed on drop.
     pub struct TempDir(PathBuf);
@@ -314,82 +304,98 @@ pub(crate) mod tests {
         }
     }
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
-    fn parse(argv: &[&str]) -> Result<Args, String> {
-        Cli::try_parse_from(std::iter::once("node-agent").chain(argv.iter().copied()))
-            .map(|c| c.args)
-            .map_err(|e| e.to_string())
+    fn host(host: &str, owner: &str, url: &str, mirror: bool) -> PlanHost {
+        PlanHost { host: host.into(), owner: owner.into(), url: url.into(), mirror, push: !mirror, ca_pem: None }
     }
 
     #[test]
-    fn malformed_arguments_say_what_is_wrong() {
-        let cases = [
-            (vec!["--owner", "reg"], "is not <namespace>/<name>"),
-            (vec!["--owner", "ns/r", "--host-entry", "10.0.0.1"], "is not <ip>=<hostname>"),
-            (vec!["--owner", "ns/r", "--host-entry", "10.0.0.300=r.ns.svc"], "is not an IP address"),
-            (vec!["--owner", "ns/r", "--host-entry", "10.0.0.1=registry"], "fully qualified"),
-            (vec!["--owner", "ns/r", "--registry", "r.ns:5000=ftp://r.ns:5000"], "http:// or https://"),
-            (vec!["--owner", "ns/r", "--mirror", "docker.io=http://m.ns:5000/path"], "without a path"),
-            (vec!["--owner", "ns/r", "--mirror", "../etc=http://m.ns:5000"], "not a lowercase host name"),
-            (vec!["--host-entry", "10.0.0.1=r.ns.svc"], "--owner"),
-        ];
-        for (argv, want) in cases {
-            let err = parse(&argv).expect_err("rejected");
-            assert!(err.contains(want), "{argv:?}: {err}");
+    fn hostile_plan_entries_are_dropped_not_written() {
+        let plan = NodePlan {
+            entries: vec![
+                PlanEntry { ip: "198.19.0.1".into(), host: "r.ns.svc.cluster.local".into(), owner: "ns/r".into() },
+                PlanEntry { ip: "10.0.0.300".into(), host: "x.ns.svc".into(), owner: "ns/x".into() },
+                PlanEntry { ip: "198.19.0.2".into(), host: "registry".into(), owner: "ns/y".into() },
+                PlanEntry { ip: "198.19.0.3".into(), host: "a.b\n1.2.3.4 evil".into(), owner: "ns/z".into() },
+            ],
+            hosts: vec![
+                host("r.ns.svc.cluster.local:5000", "ns/r", "http://r.ns.svc.cluster.local:5000", false),
+                host("../etc", "ns/r", "http://r.ns.svc.cluster.local:5000", true),
+                host("docker.io", "ns/r", "http://r.ns:5000/path", true),
+                host("ghcr.io", "ns/r", "ftp://r.ns:5000", true),
+                host("quay.io", "reg", "http://r.ns:5000", true),
+            ],
+        };
+        let f = files(&plan, Path::new("/etc/containerd/certs.d"));
+        assert_eq!(f.lines.len(), 1);
+        assert_eq!(f.hosts.len(), 1);
+        assert_eq!(f.hosts[0].host, "r.ns.svc.cluster.local:5000");
+        let why = f.rejected.join("\n");
+        for want in [
+            "not an IP address",
+            "fully qualified",
+            "not a lowercase host name",
+            "without a path",
+            "http://",
+            "<namespace>/<name>",
+        ] {
+            assert!(why.contains(want), "{want} missing from {why}");
         }
-        let ok = parse(&["--owner", "ns/r"]).expect("parses");
-        assert!(matches!(plan(&ok, None), Err(Error::NothingToDo)));
     }
 
     #[test]
-    fn run_installs_then_undoes_on_shutdown() {
-        let dir = TempDir::new("run");
+    fn install_follows_the_plan_and_uninstall_restores_the_node() {
+        let dir = TempDir::new("install");
         let hosts = dir.path().join("hosts");
         let certs_dir = dir.path().join("certs.d");
-        let ca = dir.path().join("ca.crt");
         std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
-        std::fs::write(&ca, "PEM").expect("ca");
-        let args = parse(&[
-            "--hosts-file",
-            hosts.to_str().expect("utf-8"),
-            "--certs-dir",
-            certs_dir.to_str().expect("utf-8"),
-            "--owner",
-            "team-a/hub",
-            "--host-entry",
-            "10.96.0.20=hub.team-a.svc.cluster.local",
-            "--registry",
-            "hub.team-a.svc.cluster.local:5000=https://hub.team-a.svc.cluster.local:5000",
-            "--mirror",
-            "docker.io=https://hub.team-a.svc.cluster.local:5000",
-            "--pull-only",
-            "--ca-file",
-            ca.to_str().expect("utf-8"),
-        ])
-        .expect("parses");
-        let (hosts2, certs2) = (hosts.clone(), certs_dir.clone());
-        // The shutdown future is first polled after install: it checks what is on disk, then lets the agent undo.
-        let shutdown = async move {
-            let text = std::fs::read_to_string(&hosts2).expect("hosts");
-            assert!(text.contains("10.96.0.20\thub.team-a.svc.cluster.local\t# wharf-node-access team-a/hub"));
-            let toml = std::fs::read_to_string(certs2.join("docker.io/hosts.toml")).expect("toml");
-            assert!(toml.contains("capabilities = [\"pull\", \"resolve\"]"), "{toml}");
-            let ca_path = certs2.join("docker.io").join(certs::CA_FILE);
-            assert!(toml.contains(&format!("ca = \"{}\"", ca_path.display())), "{toml}");
-            let own =
-                std::fs::read_to_string(certs2.join("hub.team-a.svc.cluster.local:5000/hosts.toml")).expect("toml");
-            assert!(own.contains("server = \"https://hub.team-a.svc.cluster.local:5000\""), "{own}");
-            assert!(!own.contains("push"), "--pull-only: {own}");
+        std::fs::create_dir_all(certs_dir.join("ghcr.io")).expect("mkdir");
+        std::fs::write(certs_dir.join("ghcr.io/hosts.toml"), "server = \"https://ghcr.io\"\n").expect("foreign");
+        let mirror = "https://hub.team-a.svc.cluster.local:5000";
+        let mut plan = NodePlan {
+            entries: vec![PlanEntry {
+                ip: "198.19.0.20".into(),
+                host: "hub.team-a.svc.cluster.local".into(),
+                owner: "team-a/hub".into(),
+            }],
+            hosts: vec![
+                host("hub.team-a.svc.cluster.local:5000", "team-a/hub", mirror, false),
+                host("docker.io", "team-a/hub", mirror, true),
+                host("ghcr.io", "team-a/hub", mirror, true),
+            ],
         };
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let result = rt.block_on(run(args, shutdown));
-        result.expect("agent exits cleanly");
+        plan.hosts[1].ca_pem = Some("PEM".into());
+        install(&plan, &hosts, &certs_dir).expect("install");
+        let text = std::fs::read_to_string(&hosts).expect("hosts");
+        assert!(text.contains("198.19.0.20\thub.team-a.svc.cluster.local\t# wharf-node-access team-a/hub"), "{text}");
+        let toml = std::fs::read_to_string(certs_dir.join("docker.io/hosts.toml")).expect("toml");
+        assert!(toml.contains("capabilities = [\"pull\", \"resolve\"]"), "{toml}");
+        let ca_path = certs_dir.join("docker.io").join(certs::CA_FILE);
+        assert!(toml.contains(&format!("ca = \"{}\"", ca_path.display())), "{toml}");
+        assert_eq!(std::fs::read(&ca_path).expect("ca"), b"PEM");
+        assert_eq!(
+            std::fs::read_to_string(certs_dir.join("ghcr.io/hosts.toml")).expect("foreign"),
+            "server = \"https://ghcr.io\"\n",
+            "someone else's file is never taken over"
+        );
+        // The owner changes (the next claimant took docker.io): the file follows.
+        plan.hosts[1].owner = "team-b/hub".into();
+        install(&plan, &hosts, &certs_dir).expect("reinstall");
+        let toml = std::fs::read_to_string(certs_dir.join("docker.io/hosts.toml")).expect("toml");
+        assert!(toml.starts_with("# wharf-node-access team-b/hub\n"), "{toml}");
+
+        uninstall(&hosts, &certs_dir).expect("uninstall");
         assert_eq!(std::fs::read_to_string(&hosts).expect("hosts"), "127.0.0.1 localhost\n");
-        assert_eq!(std::fs::read_dir(&certs_dir).expect("certs dir").count(), 0, "every file it wrote is gone");
+        let left: Vec<_> = std::fs::read_dir(&certs_dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("ghcr.io")], "only the foreign host is left");
+    }
+
+    #[test]
+    fn plan_of_reads_the_configmap() {
+        let mut cm = ConfigMap::default();
+        assert_eq!(plan_of(&cm), Ok(NodePlan::default()));
+        cm.data = Some([(PLAN_KEY.to_string(), "{\"entries\": [], \"hosts\": []}".to_string())].into());
+        assert_eq!(plan_of(&cm), Ok(NodePlan::default()));
+        cm.data = Some([(PLAN_KEY.to_string(), "nope".to_string())].into());
+        assert!(plan_of(&cm).expect_err("malformed").contains("is not a node plan"));
     }
 }

@@ -6,12 +6,12 @@
 //! 3. the Service, then the Deployment (its config hash already matches the
 //!    ConfigMap applied in 1), then the PodDisruptionBudget;
 //! 4. Ingress, NetworkPolicy and the GC CronJob;
-//! 5. the `nodeAccess` DaemonSet, last: its arguments carry the ClusterIP of
-//!    the Service applied in 3. While that is not known yet, an existing
-//!    DaemonSet is neither applied nor pruned;
-//! 6. prune: children of this resource (found by label) that the spec no
+//! 5. prune: children of this resource (found by label) that the spec no
 //!    longer asks for are deleted. Claims are never pruned: removing data is
 //!    left to owner-reference garbage collection when the resource goes.
+//!    DaemonSets are always pruned: earlier versions ran a node-access
+//!    DaemonSet per resource in the tenant's namespace, which the chart's one
+//!    node agent replaces (`crate::node_access`).
 //!
 //! The destructuring of [`Resources`] names every field, so a new child
 //! kind that is built but never applied does not compile.
@@ -32,7 +32,6 @@ use serde::de::DeserializeOwned;
 
 use crate::names::{self, OwnerKind};
 
-use super::build::node_access::NodeAccessChild;
 use super::build::{Applied, Prepared, Resources};
 
 /// Errors of this step; transient (the API server said no, or was not there).
@@ -80,7 +79,6 @@ pub async fn apply(
         ingress,
         network_policy,
         gc_cronjob,
-        node_access,
         state: PhantomData,
     } = resources;
     let a = Applier { client, namespace };
@@ -95,11 +93,6 @@ pub async fn apply(
     let ingress = a.apply_opt(ingress.as_ref()).await?;
     let network_policy = a.apply_opt(network_policy.as_ref()).await?;
     let gc_cronjob = a.apply_opt(gc_cronjob.as_ref()).await?;
-    let node_access = match node_access {
-        NodeAccessChild::Off => NodeAccessChild::Off,
-        NodeAccessChild::WaitingForClusterIp => NodeAccessChild::WaitingForClusterIp,
-        NodeAccessChild::On(d) => NodeAccessChild::On(a.apply(&d).await?),
-    };
 
     let selector = names::children_selector(kind, instance);
     let keep_secrets: Vec<String> =
@@ -112,9 +105,7 @@ pub async fn apply(
     a.prune::<Ingress>(&selector, &names_of(ingress.as_ref())).await?;
     a.prune::<NetworkPolicy>(&selector, &names_of(network_policy.as_ref())).await?;
     a.prune::<CronJob>(&selector, &names_of(gc_cronjob.as_ref())).await?;
-    if !matches!(node_access, NodeAccessChild::WaitingForClusterIp) {
-        a.prune::<DaemonSet>(&selector, &names_of(node_access.as_option())).await?;
-    }
+    a.prune::<DaemonSet>(&selector, &[]).await?;
 
     Ok(Resources {
         http_secret,
@@ -128,7 +119,6 @@ pub async fn apply(
         ingress,
         network_policy,
         gc_cronjob,
-        node_access,
         state: PhantomData,
     })
 }

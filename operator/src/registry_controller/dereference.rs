@@ -4,14 +4,12 @@
 //! Secrets as found (or missing), unvalidated; `validate` judges them. It
 //! also creates the generated Secrets (`http.secret`, the token signing key)
 //! the first time, or when a key rotation is requested, and reads them back,
-//! so the builders get fixed values and use no randomness themselves. With
-//! `nodeAccess` it reads the ClusterIP of the resource's own Service, which
-//! the `nodeAccess` DaemonSet maps the in-cluster host name to on every node.
+//! so the builders get fixed values and use no randomness themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
@@ -38,13 +36,7 @@ pub struct Dereferenced {
     pub secrets: BTreeMap<String, SecretState>,
     /// Values the operator generated and keeps in its own Secrets.
     pub generated: Generated,
-    /// The ClusterIP of the resource's Service, read only for `nodeAccess`;
-    /// `None` until the Service exists and has one.
-    pub service_cluster_ip: Option<String>,
 }
-
-/// What `render` shows in place of the Service's ClusterIP.
-pub const ASSUMED_CLUSTER_IP: &str = "<ClusterIP of the Service>";
 
 /// Generated values, read back from their Secrets.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +70,6 @@ impl Dereferenced {
                     rotation: String::new(),
                 }),
             },
-            service_cluster_ip: spec.node_access_enabled().then(|| ASSUMED_CLUSTER_IP.to_string()),
         }
     }
 }
@@ -115,15 +106,6 @@ pub enum Error {
     /// Encoding a new signing key failed.
     #[error("generating a signing key: {0}")]
     GenerateKey(String),
-    /// Reading the resource's own Service (for its ClusterIP) failed.
-    #[error("reading Service {name}: {source}")]
-    FetchService {
-        /// The Service.
-        name: String,
-        /// Cause.
-        #[source]
-        source: kube::Error,
-    },
 }
 
 /// What dereference needs to know about the resource.
@@ -161,21 +143,7 @@ pub async fn dereference(
     } else {
         None
     };
-    let service_cluster_ip = if spec.node_access_enabled() {
-        let services: Api<Service> = Api::namespaced(client.clone(), target.namespace);
-        let name = names.service();
-        let found =
-            services.get_opt(&name).await.map_err(|source| Error::FetchService { name: name.clone(), source })?;
-        found.as_ref().and_then(cluster_ip)
-    } else {
-        None
-    };
-    Ok(Dereferenced { secrets, generated: Generated { http_secret, signing_key }, service_cluster_ip })
-}
-
-/// A Service's allocated ClusterIP; `None` before allocation and for a headless Service.
-pub fn cluster_ip(service: &Service) -> Option<String> {
-    service.spec.as_ref().and_then(|s| s.cluster_ip.clone()).filter(|ip| !ip.is_empty() && ip != "None")
+    Ok(Dereferenced { secrets, generated: Generated { http_secret, signing_key } })
 }
 
 /// A Secret's data and stringData as bytes.

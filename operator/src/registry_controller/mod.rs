@@ -43,9 +43,6 @@ use validate::{Identity, ValidatedRegistry};
 
 /// How often a healthy resource is looked at again without any event.
 pub const RESYNC: Duration = Duration::from_secs(3600);
-/// How soon to look again when `nodeAccess` waits for the Service's ClusterIP
-/// (the Service watch usually wakes the resource sooner).
-pub const CLUSTER_IP_RETRY: Duration = Duration::from_secs(5);
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +76,6 @@ impl Error {
             Error::Dereference(dereference::Error::GeneratedSecret { .. }) => "KeepGeneratedSecret",
             Error::Dereference(dereference::Error::GeneratedSecretEmpty { .. }) => "GeneratedSecretEmpty",
             Error::Dereference(dereference::Error::GenerateKey(_)) => "GenerateKey",
-            Error::Dereference(dereference::Error::FetchService { .. }) => "FetchService",
             Error::Validate(e) => e.reason(),
             Error::Build(_) => "RenderConfig",
             Error::Apply(apply::Error::Apply { .. }) => "Apply",
@@ -191,8 +187,6 @@ where
         }
     };
     let resources = build::build(&validated).map_err(Error::Build)?;
-    let waiting_for_cluster_ip =
-        matches!(resources.node_access, build::node_access::NodeAccessChild::WaitingForClusterIp);
     let applied = match apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources).await {
         Ok(a) => a,
         Err(e) => {
@@ -204,8 +198,10 @@ where
             return Err(e.into());
         }
     };
-    let observed = update_status::observe(&applied);
+    let key = crate::node_access::plan::Key { kind, namespace: id.namespace.clone(), name: id.name.clone() };
+    let node_access = spec.node_access_enabled().then(|| ctx.node_access.verdict(&key));
+    let observed = update_status::observe(&applied, node_access);
     let status = update_status::compute_status(&validated, &observed, generation);
     update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
-    Ok(Action::requeue(if waiting_for_cluster_ip { CLUSTER_IP_RETRY } else { RESYNC }))
+    Ok(Action::requeue(RESYNC))
 }

@@ -1,6 +1,6 @@
 //! Step 5: status. Computes Ready, Progressing and Degraded from what apply
-//! returned (Deployment and claim status; `nodeAccess` progress from the
-//! DaemonSet, reported apart and never part of Ready), writes the status subresource only
+//! returned (Deployment and claim status) and from the node-access decision
+//! (reported apart and never part of Ready; a refusal is Degraded), writes the status subresource only
 //! when it changed, and records an Event when a condition changes.
 //!
 //! [`compute_status`] and [`failure_status`] are pure; [`write_status`] does the I/O.
@@ -8,7 +8,6 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -20,9 +19,9 @@ use crate::crd::RegistryStatus;
 use crate::crd::conditions::{reasons, types};
 use crate::crd::{Registry, RegistryMirror};
 
-use super::build::node_access::NodeAccessChild;
 use super::build::{Applied, Resources};
 use super::validate::{Auth, ValidatedRegistry};
+use crate::node_access::plan::Verdict;
 
 /// Errors of this step.
 #[derive(Debug, thiserror::Error)]
@@ -63,24 +62,29 @@ pub struct Observed {
     pub rollout_complete: bool,
     /// The claim is not bound.
     pub pvc_pending: bool,
-    /// The `nodeAccess` DaemonSet's progress, when `nodeAccess` is on.
+    /// `status.nodeAccess`, when `nodeAccess` is on.
     pub node_access: Option<String>,
+    /// Why node access was refused (reason, message): Degraded.
+    pub node_access_refused: Option<(&'static str, String)>,
 }
 
-/// `nodeAccess` as the status reports it.
-fn observe_node_access(child: &NodeAccessChild<DaemonSet>) -> Option<String> {
-    match child {
-        NodeAccessChild::Off => None,
-        NodeAccessChild::WaitingForClusterIp => Some("waiting for the Service's ClusterIP".into()),
-        NodeAccessChild::On(d) => {
-            let s = d.status.clone().unwrap_or_default();
-            Some(format!("{}/{} nodes ready", s.number_ready, s.desired_number_scheduled))
+/// `nodeAccess` as the status reports it: `None` when off; `Some(None)` before the first decision.
+fn observe_node_access(verdict: Option<Option<Verdict>>) -> (Option<String>, Option<(&'static str, String)>) {
+    match verdict {
+        None => (None, None),
+        Some(None) => (Some("waiting for the operator's node-access decision".into()), None),
+        Some(Some(Verdict::WaitingForClusterIp)) => (Some("waiting for the Service's ClusterIP".into()), None),
+        Some(Some(Verdict::Granted { hosts })) => {
+            (Some(format!("mapped on every node by the node agent: {}", hosts.join(", "))), None)
+        }
+        Some(Some(Verdict::Refused { reason, message })) => {
+            (Some(format!("refused: {message}")), Some((reason, message)))
         }
     }
 }
 
-/// Reads the rollout state out of the applied objects.
-pub fn observe(applied: &Resources<Applied>) -> Observed {
+/// Reads the rollout state out of the applied objects; `node_access` is the decision for this resource.
+pub fn observe(applied: &Resources<Applied>, node_access: Option<Option<Verdict>>) -> Observed {
     let d = &applied.deployment;
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.clone().unwrap_or_default();
@@ -88,6 +92,7 @@ pub fn observe(applied: &Resources<Applied>) -> Observed {
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
+    let (node_access, node_access_refused) = observe_node_access(node_access);
     let rollout_complete = generation_seen && updated >= replicas && available >= replicas && total <= replicas;
     let pvc_pending = applied
         .pvc
@@ -100,7 +105,8 @@ pub fn observe(applied: &Resources<Applied>) -> Observed {
         ready_replicas: status.ready_replicas.unwrap_or(0),
         rollout_complete,
         pvc_pending,
-        node_access: observe_node_access(&applied.node_access),
+        node_access,
+        node_access_refused,
     }
 }
 
@@ -145,7 +151,10 @@ pub fn compute_status(v: &ValidatedRegistry, observed: &Observed, generation: Op
                 .into(),
             generation,
         ),
-        condition(types::DEGRADED, false, reasons::AS_EXPECTED, "the spec is applied".into(), generation),
+        match &observed.node_access_refused {
+            Some((reason, message)) => condition(types::DEGRADED, true, reason, message.clone(), generation),
+            None => condition(types::DEGRADED, false, reasons::AS_EXPECTED, "the spec is applied".into(), generation),
+        },
     ];
     RegistryStatus {
         observed_generation: generation,
@@ -262,7 +271,14 @@ mod tests {
     use super::*;
 
     fn observed(ready: i32, complete: bool, pvc_pending: bool) -> Observed {
-        Observed { replicas: 2, ready_replicas: ready, rollout_complete: complete, pvc_pending, node_access: None }
+        Observed {
+            replicas: 2,
+            ready_replicas: ready,
+            rollout_complete: complete,
+            pvc_pending,
+            node_access: None,
+            node_access_refused: None,
+        }
     }
 
     fn cond<'a>(s: &'a RegistryStatus, t: &str) -> &'a Condition {
@@ -281,22 +297,28 @@ mod tests {
     }
 
     #[test]
-    fn node_access_progress_is_reported() {
-        use k8s_openapi::api::apps::v1::DaemonSetStatus;
-        assert_eq!(observe_node_access(&NodeAccessChild::Off), None);
+    fn node_access_answers_are_reported_and_a_refusal_is_degraded() {
+        assert_eq!(observe_node_access(None), (None, None));
         assert_eq!(
-            observe_node_access(&NodeAccessChild::WaitingForClusterIp).as_deref(),
+            observe_node_access(Some(Some(Verdict::WaitingForClusterIp))).0.as_deref(),
             Some("waiting for the Service's ClusterIP")
         );
-        let d = DaemonSet {
-            status: Some(DaemonSetStatus { number_ready: 2, desired_number_scheduled: 3, ..Default::default() }),
-            ..Default::default()
-        };
-        assert_eq!(observe_node_access(&NodeAccessChild::On(d)).as_deref(), Some("2/3 nodes ready"));
+        let granted = Verdict::Granted { hosts: vec!["reg.team-a.svc.cluster.local:5000".into()] };
+        assert_eq!(
+            observe_node_access(Some(Some(granted))).0.as_deref(),
+            Some("mapped on every node by the node agent: reg.team-a.svc.cluster.local:5000")
+        );
         let v = crate::test_support::validated_registry();
+        let refused = Verdict::Refused { reason: reasons::NODE_ACCESS_NOT_ALLOWED, message: "not docker.io".into() };
+        let (text, why) = observe_node_access(Some(Some(refused)));
         let mut o = observed(2, true, false);
-        o.node_access = Some("1/1 nodes ready".into());
-        assert_eq!(compute_status(&v, &o, Some(1)).node_access.as_deref(), Some("1/1 nodes ready"));
+        (o.node_access, o.node_access_refused) = (text, why);
+        let s = compute_status(&v, &o, Some(1));
+        assert_eq!(cond(&s, types::DEGRADED).status, "True");
+        assert_eq!(cond(&s, types::DEGRADED).reason, reasons::NODE_ACCESS_NOT_ALLOWED);
+        assert_eq!(cond(&s, types::DEGRADED).message, "not docker.io");
+        assert_eq!(cond(&s, types::READY).status, "True", "the registry itself still serves");
+        assert_eq!(s.node_access.as_deref(), Some("refused: not docker.io"));
     }
 
     #[test]
@@ -306,8 +328,8 @@ mod tests {
         let patch = status_patch(&compute_status(&v, &o, Some(1)));
         assert_eq!(patch["nodeAccess"], serde_json::Value::Null);
         assert!(patch["realm"].is_string());
-        o.node_access = Some("1/1 nodes ready".into());
-        assert_eq!(status_patch(&compute_status(&v, &o, Some(1)))["nodeAccess"], "1/1 nodes ready");
+        o.node_access = Some("waiting for the Service's ClusterIP".into());
+        assert_eq!(status_patch(&compute_status(&v, &o, Some(1)))["nodeAccess"], "waiting for the Service's ClusterIP");
     }
 
     #[test]

@@ -57,29 +57,6 @@ pub struct ValidatedRegistry {
     pub http_secret: String,
     /// Proxy (mirror) settings.
     pub proxy: Option<Proxy>,
-    /// `nodeAccess`, when enabled.
-    pub node_access: Option<NodeAccess>,
-}
-
-/// `nodeAccess`, checked: what the node agent DaemonSet needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodeAccess {
-    /// Image with `wharf-operator node-agent`.
-    pub agent_image: String,
-    /// The node's hosts file.
-    pub hosts_file: String,
-    /// containerd's `config_path` on the node.
-    pub certs_dir: String,
-    /// The in-cluster host name, without port (`<svc>.<ns>.svc.<domain>`).
-    pub host_name: String,
-    /// The in-cluster host with its port, as in image references.
-    pub host: String,
-    /// `http(s)://<host>`: the Service, as the node reaches it.
-    pub url: String,
-    /// The Service's ClusterIP; `None` until the Service has one (the DaemonSet waits for it).
-    pub cluster_ip: Option<String>,
-    /// The registry's own TLS Secret, whose certificate containerd is told to trust.
-    pub tls_secret: Option<String>,
 }
 
 /// Pod settings.
@@ -392,16 +369,6 @@ pub fn validate(
             "garbageCollection.schedule `{s}` is not a cron schedule with five fields"
         )));
     }
-    let node_access = spec.node_access_enabled().then(|| NodeAccess {
-        agent_image: settings.node.agent_image.clone(),
-        hosts_file: settings.node.hosts_file.clone(),
-        certs_dir: settings.node.certs_dir.clone(),
-        host_name: names::cluster_dns_name(&names.service(), &id.namespace, &settings.cluster_domain),
-        host: endpoint.cluster_host.clone(),
-        url: format!("{}://{}", if spec.tls.is_some() { "https" } else { "http" }, endpoint.cluster_host),
-        cluster_ip: deref.service_cluster_ip.clone(),
-        tls_secret: spec.tls.map(|t| t.secret_name.clone()),
-    });
     Ok(ValidatedRegistry {
         kind: id.kind,
         names,
@@ -428,7 +395,6 @@ pub fn validate(
         gc_schedule,
         http_secret: deref.generated.http_secret.clone(),
         proxy: None,
-        node_access,
     })
 }
 

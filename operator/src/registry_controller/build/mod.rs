@@ -11,7 +11,6 @@ pub mod gc_cronjob;
 pub mod ingress;
 pub mod meta;
 pub mod network_policy;
-pub mod node_access;
 pub mod pdb;
 pub mod pvc;
 pub mod registry_config;
@@ -20,7 +19,7 @@ pub mod service;
 
 use std::marker::PhantomData;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -28,7 +27,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::validate::ValidatedRegistry;
-use node_access::NodeAccessChild;
 
 /// Marker: built, not yet applied.
 #[derive(Debug)]
@@ -63,8 +61,6 @@ pub struct Resources<State> {
     pub network_policy: Option<NetworkPolicy>,
     /// The GC CronJob.
     pub gc_cronjob: Option<CronJob>,
-    /// The `nodeAccess` DaemonSet.
-    pub node_access: NodeAccessChild<DaemonSet>,
     /// Typestate marker.
     pub state: PhantomData<State>,
 }
@@ -84,7 +80,6 @@ pub fn build(v: &ValidatedRegistry) -> Result<Resources<Prepared>, serde_yaml::E
         ingress: ingress::build_ingress(v),
         network_policy: network_policy::build_network_policy(v),
         gc_cronjob: gc_cronjob::build_gc_cronjob(v),
-        node_access: node_access::build_node_access(v),
         state: PhantomData,
     })
 }
@@ -104,7 +99,6 @@ impl<S> Resources<S> {
             ingress,
             network_policy,
             gc_cronjob,
-            node_access,
             state: _,
         } = self;
         let mut out = String::new();
@@ -137,9 +131,6 @@ impl<S> Resources<S> {
         }
         if let Some(c) = gc_cronjob {
             doc(&mut out, c)?;
-        }
-        if let Some(d) = node_access.as_option() {
-            doc(&mut out, d)?;
         }
         Ok(out)
     }

@@ -1,0 +1,292 @@
+//! The operator's node-access task: watches every Registry and
+//! RegistryMirror and their Services, decides ([`super::plan::decide`]),
+//! publishes the plan in the ConfigMap the node agent follows, keeps the
+//! decision for the reconcilers' status, and wakes each resource whose answer
+//! changed (a host freed by a deleted owner goes to the next claimant here).
+//!
+//! It runs only on the leader, like the controllers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::{Notify, broadcast};
+
+use crate::context::Context;
+use crate::controller::Scope;
+use crate::crd::{Registry, RegistryMirror};
+use crate::names::{self, ChildNames};
+use crate::node_agent::PLAN_KEY;
+use crate::registry_controller::common::CommonSpec;
+
+use super::claims::{self, Found, cluster_ip};
+use super::plan::{Claim, Decision, Key, Verdict, decide};
+
+/// How long a resource waits for its first decision before status says so.
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The latest decision, shared with the reconcilers, and the channel that wakes them.
+pub struct Board {
+    decision: RwLock<Option<Arc<Decision>>>,
+    wake: broadcast::Sender<Key>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board { decision: RwLock::new(None), wake: broadcast::channel(1024).0 }
+    }
+}
+
+impl Board {
+    /// The answer for `key`: `None` before the first decision or when the resource is not (yet) seen.
+    pub fn verdict(&self, key: &Key) -> Option<Verdict> {
+        let guard = self.decision.read().ok()?;
+        guard.as_ref()?.verdicts.get(key).cloned()
+    }
+
+    /// Keys of the resources whose answer changed, as a stream for `Controller::reconcile_on`.
+    pub fn wakeups(&self) -> impl Stream<Item = Key> + Send + 'static {
+        futures::stream::unfold(self.wake.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(key) => return Some((key, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
+    fn publish(&self, next: Decision) {
+        let next = Arc::new(next);
+        let previous = match self.decision.write() {
+            Ok(mut guard) => guard.replace(next.clone()),
+            Err(_) => return,
+        };
+        let before = previous.map(|p| p.verdicts.clone()).unwrap_or_default();
+        for (key, verdict) in &next.verdicts {
+            if before.get(key) != Some(verdict) {
+                let _ = self.wake.send(key.clone());
+            }
+        }
+        for key in before.keys().filter(|k| !next.verdicts.contains_key(*k)) {
+            let _ = self.wake.send(key.clone());
+        }
+    }
+}
+
+/// Why one round failed; the task logs it and tries again at the next change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a TLS Secret failed.
+    #[error("reading Secret {namespace}/{name}: {source}")]
+    Secret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the plan ConfigMap failed.
+    #[error("publishing the node plan in ConfigMap {namespace}/{name}: {source}")]
+    Publish {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn scoped<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Reflects `api` into a store, waking `changed` on every event.
+fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    tokio::spawn(stream.for_each(move |_| {
+        changed.notify_one();
+        futures::future::ready(())
+    }));
+    reader
+}
+
+/// Runs until `stop`: decides on every change of a resource or Service, and every few minutes.
+pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: impl std::future::Future<Output = ()>) {
+    let client = ctx.client.clone();
+    let changed = Arc::new(Notify::new());
+    let services_config = watcher::Config::default().labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::MANAGER));
+    let mut registries = Vec::new();
+    let mut mirrors = Vec::new();
+    let mut services = Vec::new();
+    for scope in &scopes {
+        registries.push(reflect(scoped::<Registry>(&client, scope), watcher::Config::default(), changed.clone()));
+        mirrors.push(reflect(scoped::<RegistryMirror>(&client, scope), watcher::Config::default(), changed.clone()));
+        services.push(reflect(scoped::<Service>(&client, scope), services_config.clone(), changed.clone()));
+    }
+    let rounds = async {
+        for store in &registries {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &mirrors {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &services {
+            let _ = store.wait_until_ready().await;
+        }
+        let mut published: Option<String> = None;
+        loop {
+            match round(&ctx, &registries, &mirrors, &services, &mut published).await {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "node-access round failed; retrying at the next change"),
+            }
+            tokio::select! {
+                () = changed.notified() => {}
+                () = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = rounds => {}
+        () = stop => {}
+    }
+}
+
+async fn round(
+    ctx: &Context,
+    registries: &[Store<Registry>],
+    mirrors: &[Store<RegistryMirror>],
+    services: &[Store<Service>],
+    published: &mut Option<String>,
+) -> Result<(), Error> {
+    let ips: BTreeMap<(String, String), String> = services
+        .iter()
+        .flat_map(Store::state)
+        .filter_map(|s| Some(((s.namespace()?, s.name_any()), cluster_ip(&s)?)))
+        .collect();
+    let domain = &ctx.settings.cluster_domain;
+    let mut claims: Vec<Claim> = Vec::new();
+    for r in registries.iter().flat_map(Store::state) {
+        let found = found(ctx, &*r, &CommonSpec::of_registry(&r), &ips).await?;
+        claims.extend(claims::of_registry(&r, domain, &found));
+    }
+    for m in mirrors.iter().flat_map(Store::state) {
+        let found = found(ctx, &*m, &CommonSpec::of_mirror(&m), &ips).await?;
+        claims.extend(claims::of_mirror(&m, domain, &found));
+    }
+    let decision = decide(&ctx.settings.node.policy, domain, &claims);
+    let plan = serde_json::to_string_pretty(&decision.plan).unwrap_or_default();
+    if published.as_deref() != Some(plan.as_str()) {
+        write_plan(&ctx.client, &ctx.settings.node.namespace, &plan).await?;
+        tracing::info!(hosts = decision.plan.hosts.len(), entries = decision.plan.entries.len(), "node plan published");
+        *published = Some(plan);
+    }
+    ctx.node_access.publish(decision);
+    Ok(())
+}
+
+/// The ClusterIP and CA of a resource with `nodeAccess` on (nothing is read for the others).
+async fn found<K: kube::Resource>(
+    ctx: &Context,
+    obj: &K,
+    spec: &CommonSpec<'_>,
+    ips: &BTreeMap<(String, String), String>,
+) -> Result<Found, Error> {
+    let (Some(ns), Some(name)) = (obj.meta().namespace.clone(), obj.meta().name.clone()) else {
+        return Ok(Found::default());
+    };
+    if !spec.node_access_enabled() {
+        return Ok(Found::default());
+    }
+    let cluster_ip = ips.get(&(ns.clone(), ChildNames::new(&name).service())).cloned();
+    let ca_pem = match claims::tls_secret(spec) {
+        None => None,
+        Some(secret) => {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+            let found = api.get_opt(&secret).await.map_err(|source| Error::Secret {
+                namespace: ns.clone(),
+                name: secret.clone(),
+                source,
+            })?;
+            found
+                .as_ref()
+                .map(crate::registry_controller::dereference::secret_data)
+                .and_then(|d| d.get(names::TLS_CERT_KEY).and_then(|b| String::from_utf8(b.clone()).ok()))
+        }
+    };
+    Ok(Found { cluster_ip, ca_pem })
+}
+
+async fn write_plan(client: &Client, namespace: &str, plan: &str) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(names::NODE_ACCESS_PLAN.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([
+                (names::LABEL_NAME.to_string(), names::NODE_AGENT_APP_NAME.to_string()),
+                (names::LABEL_COMPONENT.to_string(), names::NODE_AGENT_COMPONENT.to_string()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(PLAN_KEY.to_string(), plan.to_string())])),
+        ..ConfigMap::default()
+    };
+    api.patch(names::NODE_ACCESS_PLAN, &PatchParams::apply(names::FIELD_MANAGER).force(), &Patch::Apply(&cm))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Publish { namespace: namespace.into(), name: names::NODE_ACCESS_PLAN.into(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::OwnerKind;
+
+    fn key(name: &str) -> Key {
+        Key { kind: OwnerKind::Registry, namespace: "ns".into(), name: name.into() }
+    }
+
+    #[tokio::test]
+    async fn the_board_wakes_exactly_the_resources_whose_answer_changed() {
+        let board = Board::default();
+        let mut wakeups = Box::pin(board.wakeups());
+        assert_eq!(board.verdict(&key("a")), None, "nothing before the first decision");
+        let granted = Verdict::Granted { hosts: vec!["a".into()] };
+        let mut d = Decision::default();
+        d.verdicts.insert(key("a"), granted.clone());
+        d.verdicts.insert(key("b"), Verdict::WaitingForClusterIp);
+        board.publish(d.clone());
+        assert_eq!(wakeups.next().await, Some(key("a")));
+        assert_eq!(wakeups.next().await, Some(key("b")));
+        // b changes, a does not, c is gone from the next decision... and a new one appears.
+        d.verdicts.insert(key("b"), granted.clone());
+        board.publish(d.clone());
+        assert_eq!(wakeups.next().await, Some(key("b")));
+        d.verdicts.remove(&key("a"));
+        board.publish(d);
+        assert_eq!(wakeups.next().await, Some(key("a")));
+        assert_eq!(board.verdict(&key("b")), Some(granted));
+        assert_eq!(board.verdict(&key("a")), None);
+    }
+}
