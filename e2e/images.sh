@@ -3,8 +3,11 @@
 # namespace), with no registry and no container engine:
 #   ghcr.io/wharf-dev/wharf-registry:<version>   make images (OCI layout)
 #   ghcr.io/wharf-dev/wharf-operator:<version>   make images (OCI layout)
-#   wharf.local/client:1   busybox + a static crane + app.tar, the image the
-#                          scenarios push (the pause image, a docker-archive)
+#   wharf.local/client:1   busybox + a static crane + /images/app-{a,b,c}.tar,
+#                          the images the scenarios push: the pause binary and
+#                          1 MiB of random bytes made for this run, so the node
+#                          has none of their layers and every node pull must
+#                          fetch one from a registry
 #
 #   e2e/images.sh          (the cluster must be up: e2e/cluster/up.sh)
 set -Eeuo pipefail
@@ -44,8 +47,13 @@ if [ ! -x "$crane_dir/crane" ]; then
 fi
 BB=$(command -v busybox) || die "busybox not found (apt-get install busybox-static)"
 [ -f "$STATE/pause.tar" ] || die "no $STATE/pause.tar (up.sh writes it)"
-args=(--file "$BB:/bin/busybox:0755" --file "$crane_dir/crane:/bin/crane:0755"
-  --file "$STATE/pause.tar:/images/app.tar:0644" --dir /tmp --cmd '["sh"]')
+args=(--file "$BB:/bin/busybox:0755" --file "$crane_dir/crane:/bin/crane:0755" --dir /tmp --cmd '["sh"]')
+for app in a b c; do
+  head -c 1048576 /dev/urandom >"$OUT/random-$app.bin"
+  python3 "$HERE/cluster/mkimage.py" "$OUT/app-$app.tar" "wharf.local/app-$app:1" --entrypoint '["/pause"]' \
+    --file "$PAUSE_BIN:/pause:0755" --file "$OUT/random-$app.bin:/random.bin:0644" >/dev/null
+  args+=(--file "$OUT/app-$app.tar:/images/app-$app.tar:0644")
+done
 for a in sh cat echo grep printf nc sed test wc tr head; do
   args+=(--symlink "/bin/$a:busybox")
 done

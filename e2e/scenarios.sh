@@ -120,6 +120,15 @@ EOF
   wait_job "$ns" "$name"
 }
 
+# big_blob_gets NS DEPLOYMENT REPO: how many blob GETs the registry answered
+# 200 with at least 1 MiB (a layer of the run's random images) for a
+# repository whose name ends in REPO, from its JSON request log.
+big_blob_gets() {
+  k -n "$1" logs "deployment/$2" --tail=-1 |
+    jq -R --arg r "$3" 'fromjson? | select(.msg == "request" and .route == "blob" and .method == "GET"
+      and .status == 200 and .bytes >= 1048576 and (.repository | endswith($r)))' | jq -s length
+}
+
 # until_true DESCRIPTION CMD...: for node state that no API can watch (files
 # the nodeAccess agent writes): check, and check again, until the deadline.
 until_true() {
@@ -213,7 +222,7 @@ namespace "$APPS"
 pull_secret "$APPS" alice-registry "$HOST" alice alice-e2e-pw
 job "$APPS" push "
 set -e
-crane push --insecure /images/app.tar $HOST/team-a/app:1
+crane push --insecure /images/app-a.tar $HOST/team-a/app:1
 # -v logs each request and response (credentials redacted): the challenge and the token request.
 crane digest -v --insecure $HOST/team-a/app:1 2>/tmp/trace
 grep -i -e 'www-authenticate' -e 'GET .*/auth/token' /tmp/trace
@@ -252,7 +261,9 @@ spec:
 EOF
 k -n "$APPS" wait --for=condition=Available deployment/app --timeout="${T}s" >/dev/null
 ctr_ images ls -q | grep -qx "$HOST/team-a/app:1" || die "the node's containerd has no $HOST/team-a/app:1"
-log "deployment $APPS/app Available; the node pulled $HOST/team-a/app:1"
+n=$(big_blob_gets "$TEAM" team-registry team-a/app)
+[ "$n" -ge 1 ] || die "the registry served no layer of team-a/app: the node pull moved no bytes"
+log "deployment $APPS/app Available; the node pulled $HOST/team-a/app:1 ($n layer GET(s) of >= 1 MiB served)"
 
 # ------------------------------------------------------------------ 5
 phase "5. a RegistryMirror in front of an upstream Registry with auth"
@@ -281,8 +292,9 @@ ready registry upstream "$MIRROR_NS"
 pull_secret "$MIRROR_NS" owner "$UP" owner owner-e2e-pw
 job "$MIRROR_NS" seed "
 set -e
-crane push --insecure /images/app.tar $UP/public/app:1
-crane push --insecure /images/app.tar $UP/private/app:1
+crane push --insecure /images/app-b.tar $UP/public/app:1
+crane push --insecure /images/app-c.tar $UP/public/tenant:1
+crane push --insecure /images/app-b.tar $UP/private/app:1
 crane mutate --insecure --label wharf.e2e/private=yes $UP/private/app:1
 " owner
 # containerd selects the upstream with ?ns=$UP; clients that name it in the
@@ -319,7 +331,11 @@ spec:
   - {name: app, image: "$UP/public/app:1", imagePullPolicy: Always}
 EOF
 k -n "$MIRROR_NS" wait --for=condition=Ready pod/public-through-mirror --timeout="${T}s" >/dev/null
-log "node pulled $UP/public/app:1 through the mirror"
+n=$(big_blob_gets "$MIRROR_NS" mirror public/app)
+[ "$n" -ge 1 ] || die "the mirror served no layer of public/app: the node pull moved no bytes through it"
+up=$(big_blob_gets "$MIRROR_NS" upstream public/app)
+[ "$up" = 1 ] || die "the upstream served the layer of public/app $up times, want exactly once"
+log "node pulled $UP/public/app:1 through the mirror ($n layer GET(s) from the mirror, 1 from the upstream)"
 pull_secret "$MIRROR_NS" reader "$MIRROR" reader reader-e2e-pw
 job "$MIRROR_NS" private-with-credentials "
 set -e
@@ -434,7 +450,7 @@ ready registrymirror hub "$TENANT"
 until_true "$CERTS_DIR/docker.io/hosts.toml points at $HUB" grep -q "http://$HUB" "$CERTS_DIR/docker.io/hosts.toml"
 head -n 1 "$CERTS_DIR/docker.io/hosts.toml" | grep -qx "# wharf-node-access $TENANT/hub" ||
   die "docker.io/hosts.toml is not marked as $TENANT/hub's"
-ctr_ images rm docker.io/public/app:1 >/dev/null 2>&1 || true
+ctr_ images rm docker.io/public/tenant:1 >/dev/null 2>&1 || true
 k -n "$TENANT" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
@@ -442,13 +458,14 @@ metadata: {name: docker-io-through-mirror}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
-  - {name: app, image: "docker.io/public/app:1", imagePullPolicy: Always}
+  - {name: app, image: "docker.io/public/tenant:1", imagePullPolicy: Always}
 EOF
 k -n "$TENANT" wait --for=condition=Ready pod/docker-io-through-mirror --timeout="${T}s" >/dev/null
-hublog=$(k -n "$TENANT" logs deployment/hub --tail=-1)
-grep -q 'docker.io/public/app' <<<"$hublog" ||
-  die "the mirror's log shows no request for docker.io/public/app: the pull did not go through it: $hublog"
-log "allowed by the policy: the node pulled docker.io/public/app:1 through $HUB"
+n=$(big_blob_gets "$TENANT" hub public/tenant)
+[ "$n" -ge 1 ] || die "the mirror $HUB served no layer of public/tenant: the pull did not go through it"
+up=$(big_blob_gets "$MIRROR_NS" upstream public/tenant)
+[ "$up" = 1 ] || die "the upstream served the layer of public/tenant $up times, want exactly once"
+log "allowed by the policy: the node pulled docker.io/public/tenant:1 through $HUB ($n layer GET(s); upstream once)"
 
 agents=$(k get daemonsets -A -l app.kubernetes.io/name=wharf-node-access -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}')
 [ "$agents" = "$SYS/wharf-operator-node-agent" ] || die "node agents other than the chart's one: $agents"
