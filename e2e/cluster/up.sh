@@ -107,9 +107,11 @@ echo "$OUT_IF" > "$STATE/host/outside-if"
 
 # ------------------------------------------------------------------ capture
 phase "capture on $OUT_IF"
-# Every packet to or from 198.18.0.0/15 that crosses the outside interface is
-# a leak; check-leaks.sh reads this file.
-start_proc "$STATE" tcpdump tcpdump -i "$OUT_IF" -nn -U -Z root -w "$STATE/capture/outside.pcap" net "$WHARF_NET"
+# Everything that leaves through the outside interface from here on, whatever
+# its address: a node pull that fell back to a public registry leaves with the
+# host's own address, not the cluster's. Package downloads happen before this
+# (build.sh, images). check-leaks.sh reads this file.
+start_proc "$STATE" tcpdump tcpdump -i "$OUT_IF" -Q out -nn -U -Z root -w "$STATE/capture/outside.pcap"
 wait_for "$STATE" "tcpdump listening on $OUT_IF" "$(remaining)" tcpdump grep -q "listening on" "$STATE/logs/tcpdump.log"
 
 # ------------------------------------------------------------------ network
