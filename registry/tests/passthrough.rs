@@ -394,3 +394,61 @@ fn a_client_retrying_a_wrong_password_does_not_get_the_mirror_locked_out_upstrea
     }
     s.pull_as_alice();
 }
+
+#[test]
+fn a_basic_auth_upstream_works_the_same_for_skopeo_and_ctr() {
+    // The reference registry with htpasswd: the upstream asks for Basic, not tokens.
+    let dir = tempfile::Builder::new().prefix("wharf-passthrough-basic.").tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    std::fs::write(&users, format!("alice:{}\n", bcrypt::hash("alice-pass", 4).unwrap())).unwrap();
+    let up = RegistryProcess::start_expecting(
+        Kind::Distribution,
+        &format!(
+            "{}auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
+            minimal_config(&dir.path().join("up")),
+            users.display()
+        ),
+        401,
+    );
+    let img = MultiArchImage::generate(27, 2, 32 << 10);
+    let layout = dir.path().join("layout");
+    img.write_layout(&layout, "v1");
+    run_ok(
+        skopeo()
+            .args(["copy", "--all", "--preserve-digests", "--retry-times", "0", "--dest-tls-verify=false"])
+            .args(["--dest-creds", "alice:alice-pass"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/team/app:v1", up.addr)),
+        CLIENT_TIMEOUT,
+    );
+    let mirror = RegistryProcess::start_expecting(
+        Kind::Wharf,
+        &format!("{}proxy:\n  remoteurl: {}\n  passthrough: true\n", minimal_config(&dir.path().join("m")), up.url("")),
+        401,
+    );
+    let src = format!("docker://{}/team/app:v1", mirror.addr);
+    let copy = |creds: Option<&str>, out: &str| {
+        let mut c = skopeo();
+        c.args(["copy", "--all", "--preserve-digests", "--retry-times", "0", "--src-tls-verify=false"]);
+        if let Some(creds) = creds {
+            c.args(["--src-creds", creds]);
+        }
+        run(c.arg(&src).arg(format!("oci:{}:v1", dir.path().join(out).display())), CLIENT_TIMEOUT)
+    };
+    let ok = copy(Some("alice:alice-pass"), "alice");
+    assert!(ok.ok(), "{}", ok.describe());
+    let (top, _) = read_layout(&dir.path().join("alice"), Some("v1"));
+    assert_eq!(top["digest"], img.index.digest.as_str());
+    fails(&copy(None, "anonymous"), "an anonymous skopeo copy of cached content");
+    fails(&copy(Some("alice:wrong"), "wrong"), "skopeo with a wrong password");
+
+    let ctrd = Containerd::start();
+    let reference = format!("{}/team/app:v1", mirror.addr);
+    let pulled = run(
+        ctrd.ctr("basic").args(["images", "pull", "--plain-http", "--user", "alice:alice-pass", &reference]),
+        Duration::from_secs(180),
+    );
+    assert!(pulled.ok(), "{}", pulled.describe());
+    let ls = run_ok(ctrd.ctr("basic").args(["images", "ls"]), Duration::from_secs(30));
+    assert!(ls.stdout.lines().any(|l| l.starts_with(&reference) && l.contains(&img.index.digest)), "{}", ls.stdout);
+}
