@@ -486,7 +486,7 @@ rules:
         &manifest,
     );
     let (mirror, _) =
-        wharf(&dir.path().join("mirror"), &format!("proxy:\n  remoteurl: {}\n  passthrough: true\n", up.url("")), 200);
+        wharf(&dir.path().join("mirror"), &format!("proxy:\n  remoteurl: {}\n  passthrough: true\n", up.url("")), 401);
     let path = "/v2/private/app/manifests/v1";
     let get = |creds: Option<(&str, &str)>, path: &str| {
         let mut r = http().get(mirror.url(path)).header("accept", ACCEPT_ALL);

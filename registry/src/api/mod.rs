@@ -162,7 +162,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
-    let parsed = parsed.and_then(|ep| proxy::route(&state, ep, &ctx.method, ctx.query("ns")));
+    let parsed = parsed.and_then(|ep| proxy::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
     let mut resp = match parsed {
         Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)) {
             Ok(identity) => {

@@ -4,21 +4,28 @@
 //! the reason. [`handle`] asks `crate::proxy::Mirror` to make the content
 //! present, then serves it with the ordinary handlers (or follows a blob
 //! fetch in flight).
+//!
+//! Pass-through mode (issue 12): `/v2/` challenges clients that sent no
+//! credentials, so skopeo and crane send theirs (containerd sends them after
+//! the first 401 on a repository); every read of cached content, referrers
+//! and mounts from a mirrored repository included, first has the upstream
+//! confirm the client's access; the catalog never names mirrored repositories.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::basic_credentials;
 use crate::proxy::upstream::Missing;
-use crate::proxy::{BlobSource, Error as MirrorError, Freshness, Selection, Target};
+use crate::proxy::{BlobSource, Error as MirrorError, Freshness, Probe, Selection, Target};
 use crate::registry::blobs::ByteRange;
 use crate::registry::digest::Digest;
-use crate::registry::reference::RepoName;
+use crate::registry::manifest::{OCI_INDEX, ReferrersIndex};
+use crate::registry::reference::{Reference, RepoName};
 
 use super::endpoint::Endpoint;
 use super::error::{ApiError, Code};
-use super::response::Content;
+use super::response::{Content, JsonPage};
 use super::{AppState, Ctx, blobs, manifests, referrers};
 
 /// Decides whether a request is for a mirrored repository; if so, renames
@@ -28,8 +35,16 @@ pub fn route(
     ep: Endpoint,
     method: &Method,
     ns: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<(Endpoint, Option<Target>), ApiError> {
     let Some(mirror) = &state.mirror else { return Ok((ep, None)) };
+    // skopeo and crane ping /v2/ and send credentials only if it challenges them.
+    if mirror.passthrough && matches!(ep, Endpoint::Base) && !sent_credentials(headers) {
+        return Err(challenge(
+            "this pass-through mirror uses your own upstream credentials: log in with them".into(),
+            "wharf-registry pass-through mirror",
+        ));
+    }
     let Some(name) = ep.repository() else { return Ok((ep, None)) };
     let target = match mirror.select(name, ns) {
         Selection::Local => return Ok((ep, None)),
@@ -62,6 +77,44 @@ pub fn route(
         other => other,
     };
     Ok((ep, Some(target)))
+}
+
+/// Basic credentials, not the empty pair skopeo sends when it has none.
+fn sent_credentials(headers: &HeaderMap) -> bool {
+    basic_credentials(headers).is_some_and(|(user, password)| !(user.is_empty() && password.is_empty()))
+}
+
+/// 401 with a `Basic` challenge: clients answer it with the user's upstream credentials.
+fn challenge(message: String, realm: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&format!("Basic realm=\"{}\"", realm.replace(['"', '\\'], "")))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"wharf\"")),
+    )
+}
+
+/// Whether a cross-repository mount may link a blob of `from` (issue 12): in
+/// pass-through mode, a mirrored `from` needs the upstream to confirm this
+/// client's access first. `false` makes the mount fall back to an upload.
+pub async fn mount_allowed(ctx: &Ctx<'_>, from: &RepoName, digest: &Digest) -> bool {
+    let Some(mirror) = ctx.state.mirror.as_ref().filter(|m| m.passthrough) else { return true };
+    match mirror.select(from, None) {
+        Selection::Mirrored(t) => {
+            let creds = mirror.credentials(&t, basic_credentials(&ctx.headers));
+            mirror.confirm(&t, &creds, Probe::Blob(digest)).await.is_ok()
+        }
+        Selection::Local | Selection::Unrouted(_) => true,
+    }
+}
+
+/// Whether the catalog may name `repo`: in pass-through mode, mirrored
+/// repositories are never listed (who may read them is the upstream's
+/// business, per client, and a name can be private too).
+pub fn listed(state: &AppState, repo: &RepoName) -> bool {
+    match &state.mirror {
+        Some(m) if m.passthrough => matches!(m.select(repo, None), Selection::Local),
+        _ => true,
+    }
 }
 
 fn t_url(t: &Target) -> &str {
@@ -105,7 +158,22 @@ pub async fn handle(ctx: &Ctx<'_>, t: Target, ep: Endpoint, _body: Body) -> Resu
             }
         },
         Endpoint::Tags(name) => tags(ctx, &t, &name, &creds).await.map_err(|e| to_api(&e, mirror.passthrough)),
-        Endpoint::Referrers(name, digest) => referrers::get(ctx, &name, &digest).await,
+        Endpoint::Referrers(name, digest) => {
+            match mirror.confirm(&t, &creds, Probe::Manifest(&Reference::Digest(digest.clone()))).await {
+                Ok(()) => referrers::get(ctx, &name, &digest).await,
+                // No such subject upstream: no referrers (the spec answers 200, never 404).
+                Err(e) if matches!(*e, MirrorError::NotFound { .. }) => {
+                    let mut resp = JsonPage::new(ReferrersIndex {
+                        schema_version: 2,
+                        media_type: OCI_INDEX,
+                        manifests: Vec::new(),
+                    });
+                    resp.content_type = OCI_INDEX;
+                    Ok(resp.into_response())
+                }
+                Err(e) => Err(err(e)),
+            }
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
@@ -152,14 +220,8 @@ fn to_api(e: &MirrorError, passthrough: bool) -> ApiError {
                 .with_detail(serde_json::json!({ "digest": d.to_string() }))
         }
         MirrorError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, Code::ManifestUnknown, msg),
-        MirrorError::Unauthorized { upstream, .. } if passthrough => {
-            // The client's own credentials were refused (or it sent none): ask for them.
-            ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, msg).with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&format!("Basic realm=\"{}\"", upstream.replace('"', "")))
-                    .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"wharf\"")),
-            )
-        }
+        // The client's own credentials were refused (or it sent none): ask for them.
+        MirrorError::Unauthorized { upstream, .. } if passthrough => challenge(msg, upstream),
         MirrorError::Unauthorized { .. } => ApiError::new(StatusCode::FORBIDDEN, Code::Denied, msg),
         MirrorError::TooManyRequests { retry_after, .. } => {
             let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::Toomanyrequests, msg);
@@ -169,6 +231,7 @@ fn to_api(e: &MirrorError, passthrough: bool) -> ApiError {
             err
         }
         MirrorError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, Code::Unknown, msg),
+        MirrorError::Unconfirmed { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unknown, msg),
         MirrorError::Upstream { .. } | MirrorError::Refused { .. } | MirrorError::DigestMismatch { .. } => {
             ApiError::new(StatusCode::BAD_GATEWAY, Code::Unknown, msg)
         }

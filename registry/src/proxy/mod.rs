@@ -6,6 +6,7 @@
 //! - [`upstream`]: the HTTP client and the upstream's auth dance.
 //! - [`single_flight`]: one upstream fetch per manifest and per blob.
 //! - [`cache`]: tag freshness, use times, the size bound and the expiry sweep.
+//! - [`access`]: which pass-through clients the upstream has confirmed.
 //!
 //! This module decides *what* comes from where; `crate::api::proxy` turns it
 //! into HTTP. It reads through `crate::registry` and writes cached content
@@ -13,6 +14,7 @@
 //! commit order (blob, then links; upload area, then rename), because cached
 //! manifests arrive before their blobs, which `Registry::manifest_put` refuses.
 
+pub mod access;
 pub mod cache;
 pub mod config;
 pub mod single_flight;
@@ -20,7 +22,6 @@ pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -29,6 +30,8 @@ use crate::registry::Registry;
 use crate::registry::digest::{Digest, Hasher};
 use crate::registry::reference::{Reference, RepoName, Tag};
 use crate::storage::paths::Path;
+pub use access::Probe;
+use access::{Confirmations, CredKey};
 use cache::Cache;
 use single_flight::{BlobFlight, Flights, Progress, Publisher};
 use upstream::{Credentials, Missing, Upstream};
@@ -50,6 +53,11 @@ pub enum Error {
     Refused { upstream: String, message: String },
     #[error("upstream {upstream} sent content for {expected} that hashes to {actual}; nothing was cached")]
     DigestMismatch { upstream: String, expected: Digest, actual: Digest },
+    #[error(
+        "upstream {upstream} could not confirm this client's access to {repository} ({cause}); cached content is \
+         served only to clients the upstream has confirmed"
+    )]
+    Unconfirmed { upstream: String, repository: String, cause: String },
     #[error("storing cached content: {0}")]
     Store(String),
 }
@@ -103,10 +111,6 @@ pub enum BlobSource {
     Fetching(Arc<BlobFlight>),
 }
 
-/// How long a pass-through client's confirmed access to a repository is trusted.
-pub const CONFIRM_TTL: Duration = Duration::from_secs(60);
-
-type CredKey = [u8; 32];
 type ManifestResult = Result<Freshness, Arc<Error>>;
 
 pub struct Mirror {
@@ -117,7 +121,7 @@ pub struct Mirror {
     pub cache: Arc<Cache>,
     manifests: Flights<(CredKey, String, String), ManifestResult>,
     blobs: Mutex<HashMap<(CredKey, String, Digest), Arc<BlobFlight>>>,
-    confirmed: Mutex<HashMap<(CredKey, String, String), Instant>>,
+    confirmed: Confirmations,
 }
 
 fn read_secret(path: &str, key: &str) -> Result<String, String> {
@@ -166,7 +170,7 @@ impl Mirror {
             cache,
             manifests: Flights::default(),
             blobs: Mutex::new(HashMap::new()),
-            confirmed: Mutex::new(HashMap::new()),
+            confirmed: Confirmations::default(),
         })
     }
 
@@ -234,50 +238,15 @@ impl Mirror {
     pub fn credentials(&self, t: &Target, client: Option<(String, String)>) -> Credentials {
         if self.passthrough {
             match client {
-                Some((user, password)) => Credentials::Basic { user, password },
-                None => Credentials::Anonymous,
+                // skopeo answers a Basic challenge with empty credentials when it has none.
+                Some((user, password)) if !(user.is_empty() && password.is_empty()) => {
+                    Credentials::Basic { user, password }
+                }
+                _ => Credentials::Anonymous,
             }
         } else {
             t.upstream.account.clone()
         }
-    }
-
-    // ---------------------------------------------------------------- access
-
-    fn mark_confirmed(&self, t: &Target, creds: &Credentials) {
-        if self.passthrough {
-            let mut m = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
-            if m.len() > 10_000 {
-                m.retain(|_, at| at.elapsed() < CONFIRM_TTL);
-            }
-            m.insert((creds.key(), t.upstream.label(), t.remote.clone()), Instant::now());
-        }
-    }
-
-    /// In pass-through mode, content cached for one client is served to
-    /// another only after the upstream confirms this client may read the
-    /// repository (a HEAD with its credentials, trusted for `CONFIRM_TTL`).
-    async fn confirm(&self, t: &Target, creds: &Credentials, probe: Probe<'_>) -> Result<(), Arc<Error>> {
-        if !self.passthrough {
-            return Ok(());
-        }
-        let key = (creds.key(), t.upstream.label(), t.remote.clone());
-        if self
-            .confirmed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .is_some_and(|at| at.elapsed() < CONFIRM_TTL)
-        {
-            return Ok(());
-        }
-        match probe {
-            Probe::Manifest(r) => t.upstream.manifest_head(&t.remote, &r.to_string(), creds).await.map(|_| ()),
-            Probe::Blob(d) => t.upstream.blob_head(&t.remote, d, creds).await.map(|_| ()),
-        }
-        .map_err(Arc::new)?;
-        self.mark_confirmed(t, creds);
-        Ok(())
     }
 
     // ---------------------------------------------------------------- manifests
@@ -336,14 +305,15 @@ impl Mirror {
                     self.touch_manifest(t.local.as_str(), c).await;
                     return Ok(Freshness::Fresh);
                 }
-                Ok(_) => {}
-                Err(e) if e.is_transient() => return Ok(stale(&e)),
+                // The tag moved, but this client may read the repository.
+                Ok(_) => self.mark_confirmed(t, creds),
+                Err(e) if e.is_transient() => return self.stale_access(t, creds, &e).map(|()| stale(&e)),
                 Err(e) => return Err(Arc::new(e)),
             }
         }
         match self.fetch_manifest(t, reference, creds).await {
             Ok(()) => Ok(Freshness::Fresh),
-            Err(e) if cached.is_some() && e.is_transient() => Ok(stale(&e)),
+            Err(e) if cached.is_some() && e.is_transient() => self.stale_access(t, creds, &e).map(|()| stale(&e)),
             Err(e) => Err(Arc::new(e)),
         }
     }
@@ -567,12 +537,6 @@ async fn store_tag(backend: &dyn crate::storage::Backend, repo: &str, tag: &Tag,
     backend.put(&Path::TagIndexEntryLink(repo, tag.as_str(), digest).key(), link.clone()).await?;
     backend.put(&Path::TagCurrentLink(repo, tag.as_str()).key(), link).await?;
     Ok(())
-}
-
-/// What a pass-through confirmation asks the upstream about.
-enum Probe<'a> {
-    Manifest(&'a Reference),
-    Blob(&'a Digest),
 }
 
 /// Writes are batched to this size, as uploads are.

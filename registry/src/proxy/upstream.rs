@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest012 as reqwest;
-use sha2::{Digest as _, Sha256};
 
 use super::Error;
 use crate::registry::digest::Digest;
@@ -40,18 +39,12 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// A stable key for caches (tokens, confirmations) that holds no secret.
+    /// A key for caches (tokens, confirmations) that holds no secret: a
+    /// keyed hash, with a random key per process.
     pub fn key(&self) -> [u8; 32] {
         match self {
             Credentials::Anonymous => [0; 32],
-            Credentials::Basic { user, password } => {
-                let mut h = Sha256::new();
-                h.update(b"wharf-proxy-credentials\0");
-                h.update(user.as_bytes());
-                h.update(b"\0");
-                h.update(password.as_bytes());
-                h.finalize().into()
-            }
+            Credentials::Basic { user, password } => super::access::credential_key(user, password),
         }
     }
 
@@ -151,6 +144,10 @@ pub struct Upstream {
     challenge: Mutex<Option<Challenge>>,
     /// Bearer tokens by (credentials key, scope), with when to stop using them.
     tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
+    /// Credentials the token service refused, and when: not sent again for
+    /// `REFUSED_TTL`, so one client retrying a wrong password cannot get the
+    /// mirror's address blocked upstream for everyone.
+    refused: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 impl fmt::Debug for Upstream {
@@ -164,6 +161,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Manifests and tokens are small: the whole exchange has this long.
 const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long credentials the token service refused are refused here without asking.
+const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 impl Upstream {
     pub fn new(name: &str, url: &str, account: Credentials, realm_hosts: &[String]) -> Result<Upstream, String> {
@@ -188,6 +187,7 @@ impl Upstream {
             client,
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         })
     }
 
@@ -243,6 +243,13 @@ impl Upstream {
         {
             return Ok(token.clone());
         }
+        let refused_at = self.refused.lock().unwrap_or_else(|p| p.into_inner()).get(&key.0).copied();
+        if refused_at.is_some_and(|at| at.elapsed() < REFUSED_TTL) {
+            return Err(Error::Unauthorized {
+                upstream: self.label(),
+                message: "the token service refused these credentials moments ago".into(),
+            });
+        }
         self.realm_allowed(realm)?;
         let mut query = vec![("scope", scope)];
         if let Some(s) = service {
@@ -254,6 +261,23 @@ impl Upstream {
         }
         let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED && creds != &Credentials::Anonymous {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.len() > 10_000 {
+                refused.retain(|_, at| at.elapsed() < REFUSED_TTL);
+            }
+            refused.insert(key.0, Instant::now());
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Error::TooManyRequests {
+                upstream: self.label(),
+                retry_after: resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            });
+        }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
                 upstream: self.label(),
