@@ -27,8 +27,10 @@ use crate::registry_controller::common::CommonSpec;
 use super::claims::{self, Found, cluster_ip};
 use super::plan::{Claim, Decision, Key, Verdict, decide};
 
-/// How long a resource waits for its first decision before status says so.
+/// How often the decision is made again without any change (a TLS Secret's new certificate).
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+/// How soon a failed round (the API server refused a read or the plan write) is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The latest decision, shared with the reconcilers, and the channel that wakes them.
 pub struct Board {
@@ -156,13 +158,16 @@ pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: impl std::future::
         }
         let mut published: Option<String> = None;
         loop {
-            match round(&ctx, &registries, &mirrors, &services, &mut published).await {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "node-access round failed; retrying at the next change"),
-            }
+            let wait = match round(&ctx, &registries, &mirrors, &services, &mut published).await {
+                Ok(()) => RESYNC,
+                Err(e) => {
+                    tracing::warn!(error = %e, "node-access round failed; retrying");
+                    RETRY
+                }
+            };
             tokio::select! {
                 () = changed.notified() => {}
-                () = tokio::time::sleep(RESYNC) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     };
