@@ -4,7 +4,8 @@
 # one run with the same client (curl for transfers, wrk for manifest GETs).
 #
 # Then bench/mirror.sh (the pull-through cache: cold and warm pulls through a
-# wharf mirror against direct and local pulls) and bench/operator.sh (the
+# wharf mirror against direct and local pulls), bench/auth.sh (pulls through
+# htpasswd auth against an open registry) and bench/operator.sh (the
 # operator with 100 Registries on a real kube-apiserver) run, and their
 # sections are appended to the same document.
 #
@@ -12,7 +13,7 @@
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
 # Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
-# --no-mirror, --no-operator (leave those sections out).
+# --no-mirror, --no-auth, --no-operator (leave those sections out).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
 # prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
 #
@@ -30,6 +31,7 @@ RUNS=""
 OUT=""
 BUILD=1
 MIRROR=1
+AUTH=1
 OPERATOR=1
 while (($#)); do
     case $1 in
@@ -40,8 +42,9 @@ while (($#)); do
     --out=*) OUT=${1#*=} ;;
     --no-build) BUILD=0 ;;
     --no-mirror) MIRROR=0 ;;
+    --no-auth) AUTH=0 ;;
     --no-operator) OPERATOR=0 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -632,6 +635,9 @@ sub_bench() {
 }
 if ((MIRROR)); then
     if [[ -n $RUNS ]]; then sub_bench mirror mirror.sh --runs "$RUNS"; else sub_bench mirror mirror.sh; fi
+fi
+if ((AUTH)); then
+    if [[ -n $RUNS ]]; then sub_bench auth auth.sh --runs "$RUNS"; else sub_bench auth auth.sh; fi
 fi
 ((OPERATOR)) && sub_bench operator operator.sh
 log "wrote $OUT"

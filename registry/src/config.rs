@@ -297,6 +297,19 @@ pub struct Http {
     pub debug: Option<Debug>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<Http2>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`,
+    /// `-Host` and `-Proto` headers are believed. Empty: nobody's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trustedproxies: Vec<String>,
+    /// Connection hardening (see `server::Limits`); Go's http.Server names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readheadertimeout: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idletimeout: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlshandshaketimeout: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxconnections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -544,6 +557,20 @@ impl Config {
         }
         if let Some(auth) = &self.auth {
             auth.validate()?;
+        }
+        crate::api::forwarded::TrustedProxies::parse(&self.http.trustedproxies)
+            .map_err(|m| key_error("http.trustedproxies", m))?;
+        for (key, d) in [
+            ("http.readheadertimeout", self.http.readheadertimeout),
+            ("http.idletimeout", self.http.idletimeout),
+            ("http.tlshandshaketimeout", self.http.tlshandshaketimeout),
+        ] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                return Err(key_error(key, "must be more than 0: a connection would be closed at once"));
+            }
+        }
+        if self.http.maxconnections == Some(0) {
+            return Err(key_error("http.maxconnections", "must be at least 1"));
         }
         // Pull-through cache (issue 4), including the safe-start rule of seed 004.
         if let Some(proxy) = &self.proxy {

@@ -85,6 +85,8 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
         tls: config.http.tls.is_some(),
         headers,
         mirror,
+        trusted_proxies: api::forwarded::TrustedProxies::parse(&config.http.trustedproxies)
+            .map_err(|e| anyhow::anyhow!("http.trustedproxies: {e}"))?,
     });
     Ok(App { registry, router: api::router(state) })
 }

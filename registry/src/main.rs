@@ -119,13 +119,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init(&config.log);
     let app = build(&config)?;
-    let tls = match &config.http.tls {
+    let mut limits = server::Limits::from_config(&config.http);
+    limits.tls = match &config.http.tls {
         Some(t) => Some(server::tls_config(&t.certificate, &t.key)?),
         None => None,
     };
     let addr = config.listen_addr();
     let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding http.addr {addr}"))?;
-    let drain = config.http.draintimeout.map_or(Duration::from_secs(25), |d| d.0);
 
     let storage_health = config.health.storagedriver.clone().filter(|h| h.enabled);
     let health = debug::Health::new(app.registry.clone(), storage_health.as_ref().map_or(0, |h| h.threshold.max(1)));
@@ -142,7 +142,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             TcpListener::bind(&debug_addr).await.with_context(|| format!("binding http.debug.addr {debug_addr}"))?;
         tracing::info!(addr = %debug_listener.local_addr()?, "debug server listening");
         let router = debug::router(health.clone(), path);
-        tokio::spawn(server::serve(debug_listener, router, None, std::future::pending(), Duration::ZERO));
+        let debug_limits = server::Limits { tls: None, drain: Duration::ZERO, ..limits.clone() };
+        tokio::spawn(server::serve(debug_listener, router, debug_limits, std::future::pending()));
     }
     if let Some(p) = config.storage.maintenance.as_ref().and_then(|m| m.uploadpurging.clone()).filter(|p| p.enabled) {
         let registry = app.registry.clone();
@@ -160,7 +161,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     // Tests and tools wait for this exact line.
     tracing::info!("listening on {}", listener.local_addr()?);
-    server::serve(listener, app.router, tls, shutdown_signal(), drain).await?;
+    server::serve(listener, app.router, limits, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

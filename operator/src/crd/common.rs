@@ -346,6 +346,14 @@ pub struct IngressSpec {
     /// More annotations on the Ingress; they win over the ones the operator sets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Addresses or CIDR ranges of the ingress controller's pods (e.g. the
+    /// cluster's pod CIDR), rendered as the registry's `http.trustedproxies`:
+    /// only from these is `X-Forwarded-For` believed, so the login back-off
+    /// counts per real client instead of per ingress pod. Empty (the default):
+    /// no forwarded header is believed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// TLS served by the registry itself.

@@ -231,6 +231,8 @@ pub struct Ingress {
     pub tls_secret_name: Option<String>,
     /// Annotations, the operator's merged with the user's.
     pub annotations: BTreeMap<String, String>,
+    /// `trustedProxies`: the registry's `http.trustedproxies`.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Mirror settings, checked.
@@ -487,11 +489,19 @@ fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
         annotations.insert(names::ANNOTATION_NGINX_BACKEND_PROTOCOL.into(), "HTTPS".into());
     }
     annotations.extend(i.annotations.clone());
+    for p in &i.trusted_proxies {
+        if !is_ip_or_cidr(p) {
+            return Err(Error::InvalidSpec(format!(
+                "ingress.trustedProxies: `{p}` is not an IP address or CIDR range such as 10.244.0.0/16"
+            )));
+        }
+    }
     Ok(Some(Ingress {
         host,
         class_name: i.class_name.clone(),
         tls_secret_name: i.tls_secret_name.clone(),
         annotations,
+        trusted_proxies: i.trusted_proxies.iter().map(|p| p.trim().to_string()).collect(),
     }))
 }
 
@@ -625,32 +635,37 @@ fn check_htpasswd(deref: &Dereferenced, name: &str, key: &str, field: &str) -> R
     Ok(())
 }
 
+/// The registry's own rule for htpasswd lines (one source file, compiled
+/// into both): what passes here never crash-loops the registry at start-up.
+#[path = "../../../registry/src/auth/htpasswd_rule.rs"]
+mod htpasswd_rule;
+
 /// Checks htpasswd content: `user:bcrypt-hash` lines (as `htpasswd -B` writes
 /// them), blank lines and `#` comments. Returns the user names.
 pub fn parse_htpasswd(content: &[u8]) -> Result<Vec<String>, (usize, String)> {
     let text = std::str::from_utf8(content).map_err(|_| (0, "not UTF-8 text".to_string()))?;
     let mut users = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+        if let Some((user, _)) = htpasswd_rule::parse_line(line).map_err(|e| (i + 1, e))? {
+            users.push(user.to_string());
         }
-        let Some((user, hash)) = line.split_once(':') else {
-            return Err((i + 1, "expected `user:hash`".into()));
-        };
-        if user.is_empty() {
-            return Err((i + 1, "empty user name".into()));
-        }
-        let bcrypt = ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p)) && hash.len() == 60;
-        if !bcrypt {
-            return Err((i + 1, format!("the hash of user `{user}` is not bcrypt; create entries with `htpasswd -B`")));
-        }
-        users.push(user.to_string());
     }
     if users.is_empty() {
         return Err((0, "no users".into()));
     }
     Ok(users)
+}
+
+/// `10.0.0.0/8`, `192.168.1.7`, `fd00::/8`: what the registry's `http.trustedproxies` accepts.
+fn is_ip_or_cidr(s: &str) -> bool {
+    let s = s.trim();
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (s, None),
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|p| p <= max))
 }
 
 fn is_dotted_dns_name(host: &str) -> bool {
@@ -710,6 +725,11 @@ mod tests {
         assert_eq!(err.0, 1);
         assert!(err.1.contains("htpasswd -B"), "{}", err.1);
         assert_eq!(parse_htpasswd(b"alice\n").expect_err("no colon").0, 1);
+        // The registry cannot verify $2x$ and refuses it at start-up: accepting it here was a crash loop.
+        let x = format!("alice:{}\n", BCRYPT.replacen("$2y$", "$2x$", 1));
+        assert!(parse_htpasswd(x.as_bytes()).expect_err("$2x$ refused").1.contains("htpasswd -B"));
+        let low_cost = format!("alice:{}\n", BCRYPT.replacen("$05$", "$03$", 1));
+        assert!(parse_htpasswd(low_cost.as_bytes()).is_err(), "cost below 4 is refused as by the registry");
         assert_eq!(parse_htpasswd(b"\n# only comments\n").expect_err("empty").1, "no users");
     }
 

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod endpoint;
 pub mod error;
+pub mod forwarded;
 pub mod manifests;
 pub mod proxy;
 pub mod referrers;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The pull-through cache (`proxy` section), when configured.
     pub mirror: Option<Arc<crate::proxy::Mirror>>,
+    /// `http.trustedproxies`: whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: forwarded::TrustedProxies,
 }
 
 /// Per-request view of the request line and headers.
@@ -61,7 +64,8 @@ pub struct Ctx<'a> {
     pub method: Method,
     pub headers: HeaderMap,
     query: Vec<(String, String)>,
-    pub peer: Option<std::net::IpAddr>,
+    /// The client and the address it reached (`X-Forwarded-*` from trusted proxies only).
+    pub origin: forwarded::Origin,
     /// Who is asking, once auth has run.
     pub identity: Identity,
 }
@@ -81,7 +85,13 @@ impl Ctx<'_> {
     }
 
     pub fn auth_request(&self) -> RequestAuth<'_> {
-        RequestAuth { headers: &self.headers, peer: self.peer, tls: self.state.tls, prefix: &self.state.prefix }
+        RequestAuth {
+            headers: &self.headers,
+            client: self.origin.client,
+            scheme: &self.origin.scheme,
+            host: self.origin.host.as_deref(),
+            prefix: &self.state.prefix,
+        }
     }
 
     /// The first value of a query parameter.
@@ -103,16 +113,8 @@ impl Ctx<'_> {
         if let Some(host) = &s.host {
             return format!("{}{}{path}", host.trim_end_matches('/'), s.prefix);
         }
-        let forwarded = |name: &str| {
-            self.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
-        };
-        let proto =
-            forwarded("x-forwarded-proto").unwrap_or_else(|| if s.tls { "https".into() } else { "http".into() });
-        match forwarded("x-forwarded-host").or_else(|| forwarded("host")) {
-            Some(host) => format!("{proto}://{host}{}{path}", s.prefix),
+        match &self.origin.host {
+            Some(host) => format!("{}://{host}{}{path}", self.origin.scheme, s.prefix),
             None => format!("{}{path}", s.prefix),
         }
     }
@@ -148,12 +150,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let query =
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let origin = forwarded::Origin::resolve(&parts.headers, &parts.uri, peer, state.tls, &state.trusted_proxies);
     let mut ctx = Ctx {
         state: &state,
         method: parts.method,
         headers: parts.headers,
         query,
-        peer,
+        origin,
         identity: Identity::anonymous_admin(),
     };
 
@@ -164,7 +167,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     // auth, so access rules see it; pushes into them are refused here.
     let parsed = parsed.and_then(|ep| proxy::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
     let mut resp = match parsed {
-        Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)) {
+        Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
             Ok(identity) => {
                 ctx.identity = identity;
                 match mirrored {
@@ -196,6 +199,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let elapsed = started.elapsed();
     crate::metrics::request(route, method.as_str(), status, elapsed);
     tracing::info!(
+        client = ctx.origin.client.map(|c| c.to_string()).unwrap_or_default(),
         method = %method,
         route,
         repository = repository.as_deref().unwrap_or(""),

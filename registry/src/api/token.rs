@@ -12,9 +12,10 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::auth::scope::Access;
 use crate::auth::token_service::TokenService;
-use crate::auth::{Auth, Denial, basic_credentials};
+use crate::auth::{Auth, Denial, LoginFailure, basic_credentials, quote};
 
 use super::error::{ApiError, Code};
+use super::forwarded::Origin;
 use super::{AppState, PeerAddr};
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -23,7 +24,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 fn unauthorized(service: &TokenService, message: &str) -> ApiError {
     ApiError::from(Denial::Unauthorized {
-        challenge: format!("Basic realm=\"{}\"", service.service.replace('"', "")),
+        challenge: format!("Basic realm={}", quote(&service.service)),
         message: message.to_string(),
     })
 }
@@ -46,6 +47,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
     };
     let (parts, body) = req.into_parts();
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let client = Origin::resolve(&parts.headers, &parts.uri, peer, state.tls, &state.trusted_proxies).client;
     let params: Vec<(String, String)> = match parts.method {
         Method::GET => {
             parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
@@ -73,7 +75,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
             Some("password") => {
                 let user = param("username").ok_or_else(|| bad_request("username is required"))?;
                 let password = param("password").unwrap_or("");
-                login(&state.auth, service, user, password, peer)?;
+                login(&state.auth, service, user, password, client).await?;
                 (Some(user.to_string()), param("access_type") == Some("offline"))
             }
             Some("refresh_token") => {
@@ -96,7 +98,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
                 {
                     return Err(bad_request("the account parameter does not match the credentials"));
                 }
-                login(&state.auth, service, &user, &password, peer)?;
+                login(&state.auth, service, &user, &password, client).await?;
                 (Some(user), param("offline_token") == Some("true"))
             }
             None => (None, false),
@@ -112,22 +114,16 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-fn login(
+async fn login(
     auth: &Auth,
     service: &TokenService,
     user: &str,
     password: &str,
-    peer: Option<std::net::IpAddr>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
-    let keys = Auth::limiter_keys(user, peer);
-    if let Some(retry_after) = auth.limiter().blocked(&keys) {
-        return Err(ApiError::from(Denial::TooManyRequests { retry_after }));
-    }
-    if service.check_password(user, password) {
-        auth.limiter().success(&keys[0]);
-        Ok(())
-    } else {
-        auth.limiter().failure(&keys);
-        Err(unauthorized(service, "invalid username or password"))
+    match auth.login(service.users(), user, password, client).await {
+        Ok(()) => Ok(()),
+        Err(LoginFailure::Throttled(retry_after)) => Err(ApiError::from(Denial::TooManyRequests { retry_after })),
+        Err(LoginFailure::Invalid) => Err(unauthorized(service, "invalid username or password")),
     }
 }

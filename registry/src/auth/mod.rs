@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod htpasswd;
+pub mod htpasswd_rule;
 pub mod keys;
 pub mod ratelimit;
 pub mod realm;
@@ -14,6 +15,7 @@ pub mod reload;
 pub mod scope;
 pub mod token;
 pub mod token_service;
+pub mod verify;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use reload::ReloadingFile;
 use scope::Access;
 use token::Verifier;
 use token_service::{ServiceConfig, TokenService};
+use verify::PasswordCheck;
 
 /// Parses an algorithm name from `signingalgorithms`.
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
@@ -102,16 +105,43 @@ enum RealmSetting {
 pub struct Auth {
     method: Method,
     limiter: LoginLimiter,
+    passwords: PasswordCheck,
 }
 
 /// What the request carries that auth looks at.
 pub struct RequestAuth<'a> {
     pub headers: &'a HeaderMap,
-    pub peer: Option<IpAddr>,
-    /// Whether the listener is TLS (for `realm: auto`).
-    pub tls: bool,
+    /// The client's address (from `X-Forwarded-For` only via a trusted proxy).
+    pub client: Option<IpAddr>,
+    /// The scheme and host the client reached, for `realm: auto`
+    /// (`X-Forwarded-*` only via a trusted proxy; the host is validated).
+    pub scheme: &'a str,
+    pub host: Option<&'a str>,
     /// `http.prefix`, for the built-in token endpoint's path.
     pub prefix: &'a str,
+}
+
+/// Why a login failed.
+#[derive(Debug)]
+pub enum LoginFailure {
+    /// Wrong user or password: 401.
+    Invalid,
+    /// Wrong again after several failures of this name from this client: 429.
+    Throttled(Duration),
+}
+
+/// A quoted-string for a `WWW-Authenticate` parameter (RFC 9110 §5.6.4).
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// The username and password of a Basic `Authorization` header.
@@ -134,7 +164,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 impl Auth {
     pub fn open() -> Self {
-        Auth { method: Method::Open, limiter: LoginLimiter::default() }
+        Auth { method: Method::Open, limiter: LoginLimiter::default(), passwords: PasswordCheck::default() }
     }
 
     pub fn from_config(c: Option<&config::Auth>) -> Result<Auth, String> {
@@ -188,7 +218,7 @@ impl Auth {
         } else {
             Method::Open
         };
-        Ok(Auth { method, limiter: LoginLimiter::default() })
+        Ok(Auth { method, limiter: LoginLimiter::default(), passwords: PasswordCheck::default() })
     }
 
     pub fn token_service(&self) -> Option<&Arc<TokenService>> {
@@ -215,47 +245,52 @@ impl Auth {
         &self.limiter
     }
 
-    /// Keys the limiter counts failures under.
-    pub fn limiter_keys(user: &str, peer: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("user:{user}")];
-        if let Some(ip) = peer {
-            keys.push(format!("ip:{ip}"));
+    /// Checks `user`'s password in `users` (on the blocking pool, or from the
+    /// short-lived cache of verified logins) and keeps the failure count of
+    /// this name from this client. A correct password is never refused.
+    pub async fn login(
+        &self,
+        users: Arc<Htpasswd>,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), LoginFailure> {
+        if self.passwords.verify(users, user, password).await {
+            self.limiter.success(user, client);
+            return Ok(());
         }
-        keys
+        match self.limiter.failure(user, client) {
+            Some(retry_after) => Err(LoginFailure::Throttled(retry_after)),
+            None => Err(LoginFailure::Invalid),
+        }
     }
 
     /// Checks a request that needs `needed` (empty: any authenticated caller).
-    pub fn check(&self, req: &RequestAuth<'_>, needed: &[Access]) -> Result<Identity, Denial> {
+    pub async fn check(&self, req: &RequestAuth<'_>, needed: &[Access]) -> Result<Identity, Denial> {
         match &self.method {
             Method::Open => Ok(Identity::anonymous_admin()),
             Method::Htpasswd { realm, users } => {
-                let challenge = format!("Basic realm=\"{}\"", realm.replace('"', ""));
+                let challenge = format!("Basic realm={}", quote(realm));
                 let Some((user, password)) = basic_credentials(req.headers) else {
                     return Err(Denial::Unauthorized { challenge, message: "authentication required".into() });
                 };
-                let keys = Auth::limiter_keys(&user, req.peer);
-                if let Some(retry_after) = self.limiter.blocked(&keys) {
-                    return Err(Denial::TooManyRequests { retry_after });
-                }
-                if users.get().verify(&user, &password) {
-                    self.limiter.success(&keys[0]);
-                    Ok(Identity { user: Some(user), grants: Grants::Everything })
-                } else {
-                    self.limiter.failure(&keys);
-                    Err(Denial::Unauthorized { challenge, message: "invalid username or password".into() })
+                match self.login(users.get(), &user, &password, req.client).await {
+                    Ok(()) => Ok(Identity { user: Some(user), grants: Grants::Everything }),
+                    Err(LoginFailure::Throttled(retry_after)) => Err(Denial::TooManyRequests { retry_after }),
+                    Err(LoginFailure::Invalid) => {
+                        Err(Denial::Unauthorized { challenge, message: "invalid username or password".into() })
+                    }
                 }
             }
             Method::Token { realm, service, verifier, .. } => {
                 let realm_url = match realm {
                     RealmSetting::Fixed(url) => url.clone(),
-                    RealmSetting::Auto(path) => {
-                        realm::from_request(req.headers, req.tls, &format!("{}{path}", req.prefix))
-                    }
+                    RealmSetting::Auto(path) => realm::auto(req.scheme, req.host, &format!("{}{path}", req.prefix)),
                 };
-                let mut challenge = format!("Bearer realm=\"{realm_url}\",service=\"{service}\"");
+                let mut challenge = format!("Bearer realm={},service={}", quote(&realm_url), quote(service));
                 if !needed.is_empty() {
                     let scopes: Vec<String> = needed.iter().map(Access::to_string).collect();
-                    challenge.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
+                    challenge.push_str(&format!(",scope={}", quote(&scopes.join(" "))));
                 }
                 let Some(token) = bearer(req.headers) else {
                     return Err(Denial::Unauthorized { challenge, message: "authentication required".into() });

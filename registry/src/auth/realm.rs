@@ -5,8 +5,6 @@
 
 use std::net::IpAddr;
 
-use axum::http::HeaderMap;
-
 /// Why docker reads a bare host name as something else.
 pub const DOCKER_RULE: &str = "docker treats the first part of an image reference as a registry host only when it \
 contains a dot or a port, or is `localhost`; a bare name such as `proxy` is read as a Docker Hub namespace, so \
@@ -57,15 +55,15 @@ pub fn check(realm: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The realm for `realm: auto`: the address the client has just reached,
-/// from `X-Forwarded-Proto`/`X-Forwarded-Host` first, then `Host`.
-pub fn from_request(headers: &HeaderMap, tls: bool, path: &str) -> String {
-    let first = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
-    };
-    let proto = first("x-forwarded-proto").unwrap_or_else(|| if tls { "https".into() } else { "http".into() });
-    let host = first("x-forwarded-host").or_else(|| first("host")).unwrap_or_default();
-    format!("{proto}://{host}{path}")
+/// The realm for `realm: auto`: the address the client has just reached.
+/// `scheme` and `host` come from the request (`X-Forwarded-*` only when a
+/// trusted proxy sent them; see `api::forwarded`); without a host the realm
+/// is the bare path.
+pub fn auto(scheme: &str, host: Option<&str>, path: &str) -> String {
+    match host {
+        Some(host) => format!("{scheme}://{host}{path}"),
+        None => path.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -101,11 +99,7 @@ mod tests {
 
     #[test]
     fn auto_realm_follows_the_request() {
-        let mut h = HeaderMap::new();
-        h.insert("host", "reg.example.com:5000".parse().unwrap());
-        assert_eq!(from_request(&h, false, "/auth/token"), "http://reg.example.com:5000/auth/token");
-        h.insert("x-forwarded-proto", "https".parse().unwrap());
-        h.insert("x-forwarded-host", "public.example.com, inner".parse().unwrap());
-        assert_eq!(from_request(&h, false, "/auth/token"), "https://public.example.com/auth/token");
+        assert_eq!(auto("http", Some("reg.example.com:5000"), "/auth/token"), "http://reg.example.com:5000/auth/token");
+        assert_eq!(auto("https", None, "/auth/token"), "/auth/token");
     }
 }

@@ -102,8 +102,9 @@ impl TokenService {
         self.rules.get()
     }
 
-    pub fn check_password(&self, user: &str, password: &str) -> bool {
-        self.users.get().verify(user, password)
+    /// The current users file (verify with [`super::Auth::login`], off the async workers).
+    pub fn users(&self) -> Arc<Htpasswd> {
+        self.users.get()
     }
 
     pub fn user_exists(&self, user: &str) -> bool {

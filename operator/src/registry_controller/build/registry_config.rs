@@ -127,6 +127,9 @@ pub struct Http {
     pub debug: Debug,
     /// Drain timeout on shutdown.
     pub draintimeout: &'static str,
+    /// Proxies whose `X-Forwarded-*` headers are believed (the Ingress controller's pods).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trustedproxies: Vec<String>,
 }
 
 /// `http.tls`.
@@ -273,6 +276,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
             prometheus: Prometheus { enabled: true, path: "/metrics" },
         },
         draintimeout: "30s",
+        trustedproxies: v.ingress.as_ref().map(|i| i.trusted_proxies.clone()).unwrap_or_default(),
     };
     let auth = match &v.auth {
         Auth::None => None,
@@ -377,4 +381,33 @@ pub fn build_access_file(v: &ValidatedRegistry) -> Option<AccessFile> {
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{TOKEN_REGISTRY, settings, validated};
+
+    fn with_ingress(extra: &str) -> String {
+        format!("{TOKEN_REGISTRY}  ingress:\n    host: registry.example.com\n{extra}")
+    }
+
+    /// The Ingress controller's pods become `http.trustedproxies`, so the
+    /// registry's login back-off counts per real client (issue 12).
+    #[test]
+    fn trusted_proxies_of_the_ingress_are_rendered() {
+        let v = validated(&with_ingress("    trustedProxies: [10.244.0.0/16, \"fd00::/8\", 192.168.1.7]\n"));
+        let yaml = serde_yaml::to_string(&build_registry_config(&v)).unwrap();
+        let config: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let proxies: Vec<&str> =
+            config["http"]["trustedproxies"].as_sequence().unwrap().iter().filter_map(|p| p.as_str()).collect();
+        assert_eq!(proxies, ["10.244.0.0/16", "fd00::/8", "192.168.1.7"]);
+
+        let none = serde_yaml::to_string(&build_registry_config(&validated(&with_ingress("")))).unwrap();
+        assert!(!none.contains("trustedproxies"), "nobody is trusted by default:\n{none}");
+
+        let mut bad = crate::render::parse(&with_ingress("    trustedProxies: [10.0.0.0/33]\n")).unwrap();
+        let e = crate::render::validate_input(&mut bad[0], "team-a", &settings()).unwrap_err().to_string();
+        assert!(e.contains("trustedProxies") && e.contains("10.0.0.0/33"), "{e}");
+    }
 }
