@@ -103,7 +103,14 @@ impl Registry {
             }
         }
         let blob_key = Path::BlobData(&digest).key();
-        if !self.exists(&blob_key).await? {
+        // The stored copy is compared, not just found: one damaged by a power
+        // loss (before puts were flushed) is replaced by the verified body.
+        let intact = match self.backend.get(&blob_key).await {
+            Ok(stored) => stored == body,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !intact {
             self.backend.put(&blob_key, body.clone()).await?;
         }
         self.write_link(&Path::RevisionLink(repo.as_str(), &digest).key(), &digest).await?;

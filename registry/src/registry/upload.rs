@@ -271,14 +271,30 @@ impl Registry {
             return Err(Error::DigestMismatch { expected: digest.clone(), actual });
         }
         let blob_key = Path::BlobData(digest).key();
-        if self.exists(&blob_key).await? {
-            // Content-addressed: identical bytes are already committed.
-        } else {
+        if !self.blob_intact(&blob_key, cursor.size).await? {
+            // The rename is durable (storage::sync) before the link below
+            // makes the blob visible in the repository.
             self.backend.rename(&data_key, &blob_key).await?;
         }
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await?;
         self.discard_upload(repo, id).await;
         Ok(())
+    }
+
+    /// Whether `key` already holds a blob of `size` bytes. Content-addressed:
+    /// then the verified upload is identical and is dropped. A blob of
+    /// another size was damaged (say, truncated by a power loss before
+    /// commits were flushed) and is replaced by the verified new copy.
+    async fn blob_intact(&self, key: &str, size: u64) -> Result<bool> {
+        match self.backend.stat(key).await {
+            Ok(meta) if meta.size == size => Ok(true),
+            Ok(meta) => {
+                tracing::warn!(blob = key, stored = meta.size, pushed = size, "replacing a damaged blob");
+                Ok(false)
+            }
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn hash_stored(&self, key: &str, alg: Algorithm) -> Result<Digest> {
