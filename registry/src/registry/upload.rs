@@ -154,7 +154,7 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         self.check_writable()?;
-        let cursor = self.uploads.get(id);
+        let cursor = self.cursor(repo, id).await?;
         let mut cursor = cursor.lock().await;
         self.sync_cursor(repo, id, &mut cursor, range).await?;
         let written = self.write_chunk(repo, id, &mut cursor, body).await?;
@@ -169,6 +169,18 @@ impl Registry {
         Ok(self.status(repo, id, cursor.size))
     }
 
+    /// The cursor of a session that exists in storage. An unknown id is
+    /// refused before any state is kept for it, so requests naming made-up
+    /// ids cannot grow memory.
+    async fn cursor(&self, repo: &RepoName, id: &str) -> Result<Arc<tokio::sync::Mutex<Cursor>>> {
+        if let Err(e) = self.stored_size(repo, id).await {
+            // Cancelled or completed elsewhere: forget it here too.
+            self.uploads.remove(id);
+            return Err(e);
+        }
+        Ok(self.uploads.get(id))
+    }
+
     /// Aligns this process's cursor with what storage holds, and checks that
     /// a declared chunk range starts where the session ends.
     async fn sync_cursor(
@@ -178,7 +190,14 @@ impl Registry {
         cursor: &mut Cursor,
         range: Option<ChunkRange>,
     ) -> Result<()> {
-        let size = self.stored_size(repo, id).await?;
+        let size = match self.stored_size(repo, id).await {
+            Ok(size) => size,
+            Err(e) => {
+                // Cancelled or completed meanwhile: forget it.
+                self.uploads.remove(id);
+                return Err(e);
+            }
+        };
         if size != cursor.size || cursor.hasher.is_none() {
             // Another replica (or a crashed request) changed it: hash again when completing.
             cursor.size = size;
@@ -255,7 +274,7 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> Result<()> {
         self.check_writable()?;
-        let cursor_ref = self.uploads.get(id);
+        let cursor_ref = self.cursor(repo, id).await?;
         let mut cursor = cursor_ref.lock().await;
         self.sync_cursor(repo, id, &mut cursor, range).await?;
         if let Some(body) = body {
@@ -339,6 +358,42 @@ mod tests {
         assert_eq!(ChunkRange::parse("bytes 100-199/1000"), Some(ChunkRange { start: 100, end: 199 }));
         assert_eq!(ChunkRange::parse("9-1"), None);
         assert_eq!(ChunkRange::parse("x-1"), None);
+    }
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        let backend = std::sync::Arc::new(crate::storage::fs::Filesystem::new(dir));
+        Registry::new(backend, super::super::Options { upload_secret: b"k".to_vec(), ..Default::default() })
+    }
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        futures::stream::iter([Ok(Bytes::from_static(data))]).boxed()
+    }
+
+    #[tokio::test]
+    async fn unknown_upload_ids_leave_no_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let repo = RepoName::parse("r").unwrap();
+        let d = Digest::sha256_of(b"x");
+        for i in 0..100 {
+            let id = format!("00000000-0000-0000-0000-{i:012}");
+            let range = (i % 2 == 0).then_some(ChunkRange { start: 0, end: 0 });
+            assert!(matches!(reg.upload_append(&repo, &id, range, body(b"x")).await, Err(Error::UploadUnknown)));
+            assert!(matches!(reg.upload_complete(&repo, &id, &d, None, None).await, Err(Error::UploadUnknown)));
+        }
+        assert_eq!(reg.open_uploads(), 0, "state kept for ids that do not exist");
+        // A real session is tracked until it ends, and forgotten when it
+        // vanishes underneath (cancelled on another replica).
+        let s = reg.upload_start(&repo).await.unwrap();
+        assert_eq!(reg.open_uploads(), 1);
+        reg.backend.delete(&Path::Upload("r", &s.id).key()).await.unwrap();
+        assert!(matches!(reg.upload_append(&repo, &s.id, None, body(b"x")).await, Err(Error::UploadUnknown)));
+        assert_eq!(reg.open_uploads(), 0);
+        assert!(
+            !dir.path()
+                .join("docker/registry/v2/repositories/r/_uploads/00000000-0000-0000-0000-000000000000")
+                .exists()
+        );
     }
 
     #[test]
