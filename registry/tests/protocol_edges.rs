@@ -1,7 +1,8 @@
 //! Protocol edges (issue 12 §5-6): `_state` is required, an invalid
-//! manifest reference is 404 on reads, a manifest's served media type does
-//! not change across a restart, and an oversized manifest gets a 413 the
-//! client can read even while it is still sending.
+//! manifest reference is 404 on reads, an invalid blob range is 416, a
+//! manifest's served media type does not change across a restart, and an
+//! oversized manifest gets a 413 the client can read even while it is still
+//! sending.
 
 mod common;
 mod inproc;
@@ -37,6 +38,21 @@ async fn an_invalid_reference_is_an_unknown_manifest_on_reads() {
         let r = reg.req(Method::PUT, &format!("/v2/r/manifests/{reference}"), &[], b"{}".to_vec()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "PUT {reference}");
     }
+}
+
+#[tokio::test]
+async fn a_range_ending_before_it_starts_is_not_satisfiable() {
+    let reg = Reg::new();
+    let data = vec![7u8; 1000];
+    let d = reg.push_blob("r", &data).await;
+    // As distribution answers (and the conformance suite's `range 500-0`
+    // expects): RFC 9110 lets a server reject an invalid range instead of
+    // ignoring it.
+    let r = reg.req(Method::GET, &format!("/v2/r/blobs/{d}"), &[("range", "bytes=500-0")], vec![]).await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.header("content-range"), "bytes */1000");
+    let r = reg.req(Method::GET, &format!("/v2/r/blobs/{d}"), &[("range", "bytes=500-999")], vec![]).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::PARTIAL_CONTENT, 500));
 }
 
 #[tokio::test]
