@@ -203,3 +203,20 @@ async fn a_damaged_manifest_is_replaced_by_the_next_push() {
         assert_eq!((r.status, r.body.clone()), (StatusCode::OK, manifest.clone()));
     }
 }
+
+#[tokio::test]
+async fn a_tag_cut_short_by_a_crash_is_not_listed() {
+    let reg = Reg::new();
+    let (d, _) = reg.push_image("r", "v1", "s").await;
+    // A tag PUT killed after its index entry, before its `current` link
+    // (the order registry:2 writes them in): the directory exists, the tag
+    // names nothing.
+    let hex = d.trim_start_matches("sha256:");
+    let ghost =
+        reg.dir.path().join(format!("data/docker/registry/v2/repositories/r/_manifests/tags/ghost/index/sha256/{hex}"));
+    std::fs::create_dir_all(&ghost).unwrap();
+    std::fs::write(ghost.join("link"), &d).unwrap();
+    let r = reg.get("/v2/r/tags/list").await;
+    assert_eq!(r.json()["tags"], serde_json::json!(["v1"]), "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(reg.get("/v2/r/manifests/ghost").await.status, StatusCode::NOT_FOUND);
+}
