@@ -96,7 +96,9 @@ async fn a_blob_is_flushed_before_it_becomes_visible() {
 
     let s = reg.upload_start(&repo).await.unwrap();
     reg.upload_append(&repo, &s.id, None, stream(data.clone())).await.unwrap();
+    // Session state is scratch: nothing is flushed before the commit.
     let before_commit = rec.events().len();
+    assert_eq!(before_commit, 0, "flushes before the commit: {:#?}", rec.events());
     reg.upload_complete(&repo, &s.id, &digest, None, None).await.unwrap();
     let events = rec.events()[before_commit..].to_vec();
     const BLOB: usize = 0;

@@ -120,7 +120,8 @@ impl Registry {
         let id = uuid::Uuid::new_v4().to_string();
         let now =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        self.backend.put(&Path::UploadStartedAt(repo.as_str(), &id).key(), Bytes::from(now)).await?;
+        // Session state is scratch: a power loss may lose it, and the client starts over.
+        self.backend.put_scratch(&Path::UploadStartedAt(repo.as_str(), &id).key(), Bytes::from(now)).await?;
         self.backend.append(&Path::UploadData(repo.as_str(), &id).key(), 0).await?.close().await?;
         let cursor = self.uploads.get(&id);
         *cursor.lock().await = Cursor { size: 0, hasher: Some(Hasher::new(Algorithm::Sha256)) };

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio::task::spawn_blocking;
 
 use super::backend::{Backend, ByteStream, Meta, Result, StorageError, Writer, check_key};
-use super::sync::{Fsync, Syncer, create_dirs};
+use super::sync::{Fsync, NoSync, Syncer, create_dirs};
 
 /// How much one read pulls from disk. Large enough to amortise the thread
 /// hop, small enough that many concurrent pulls stay cheap in memory.
@@ -122,6 +122,12 @@ impl Backend for Filesystem {
         let path = self.path(key)?;
         let (sync, root) = (self.sync.clone(), self.root.clone());
         blocking("put", key, move || write_atomic(&*sync, &root, &path, &data)).await
+    }
+
+    async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = self.path(key)?;
+        let root = self.root.clone();
+        blocking("put", key, move || write_atomic(&NoSync, &root, &path, &data)).await
     }
 
     async fn stat(&self, key: &str) -> Result<Meta> {

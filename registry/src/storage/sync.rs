@@ -35,6 +35,20 @@ impl Syncer for Fsync {
     }
 }
 
+/// Flushes nothing: for scratch state that a power loss may lose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSync;
+
+impl Syncer for NoSync {
+    fn sync_file(&self, _file: &File, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Creates `dir` and any missing ancestors below `root`, flushing the parent
 /// of each one created so the new entries survive a power loss.
 pub fn create_dirs(sync: &dyn Syncer, root: &Path, dir: &Path) -> io::Result<()> {
