@@ -27,6 +27,10 @@ DISTRIBUTION_VERSION=v3.1.2      # github.com/distribution/distribution/v3/cmd/r
 # still reads the legacy OCI_* variables, is run with OCI_VERSION=1.1, writes
 # junit.xml/results.yaml to OCI_RESULTS_DIR and exits 1 on any failure.
 OCI_CONFORMANCE_VERSION=${OCI_CONFORMANCE_VERSION:-v0.0.0-20260831232431-97274622c111}
+# The spec v1.1-era (Ginkgo) suite, the other version the proxy serves: it
+# holds the registry to checks the rewrite dropped (e.g. 404 for a GET of an
+# invalid manifest reference). Installed as oci-conformance-legacy.test.
+OCI_CONFORMANCE_LEGACY_VERSION=${OCI_CONFORMANCE_LEGACY_VERSION:-v0.0.0-20231101194043-f2182352d4cc}
 APT_PACKAGES=(skopeo containerd runc nginx-light wrk jq curl apache2-utils openssl umoci)
 
 CHECK_ONLY=0
@@ -143,29 +147,36 @@ go_tool distribution-registry "$DISTRIBUTION_VERSION" github.com/distribution/di
 
 # The OCI conformance suite is a Go test binary: compile it from a scratch
 # module that requires the spec repository at the pinned commit.
-conf_dir=$TOOLS/oci-conformance-$OCI_CONFORMANCE_VERSION
-conf_pkg=github.com/opencontainers/distribution-spec/conformance
-if [[ -x $conf_dir/oci-conformance.test ]]; then
-    REUSED+=("oci-conformance@$OCI_CONFORMANCE_VERSION")
-elif ((CHECK_ONLY)); then
-    MISSING+=("oci-conformance@$OCI_CONFORMANCE_VERSION")
-else
-    log "building the OCI conformance suite $conf_pkg@$OCI_CONFORMANCE_VERSION"
-    t0=$SECONDS
-    src=$WHARF_CACHE/src/oci-conformance-$OCI_CONFORMANCE_VERSION
-    rm -rf "$src" "$conf_dir.partial"; mkdir -p "$src" "$conf_dir.partial"
-    # (no `set -e` inside a `( ) ||` list: every step checks for itself)
-    (
-        cd "$src" || exit 1
-        go mod init wharf.local/oci-conformance >&2 || exit 1
-        go_retry go get "$conf_pkg@$OCI_CONFORMANCE_VERSION" || exit 1
-        grep -q "$conf_pkg $OCI_CONFORMANCE_VERSION" go.mod || { echo "go.mod does not require $conf_pkg $OCI_CONFORMANCE_VERSION" >&2; exit 1; }
-        go_retry go test -c -o "$conf_dir.partial/oci-conformance.test" "$conf_pkg" || exit 1
-    ) || die "building the OCI conformance suite failed (scratch module in $src)"
-    rm -rf "$conf_dir"; mv "$conf_dir.partial" "$conf_dir"
-    INSTALLED+=("oci-conformance@$OCI_CONFORMANCE_VERSION($((SECONDS - t0))s)")
-fi
-if [[ -x $conf_dir/oci-conformance.test ]]; then link oci-conformance.test "$conf_dir/oci-conformance.test"; fi
+# conformance_suite NAME VERSION: builds it into $TOOLS/NAME-VERSION and
+# links it as $BIN/NAME.test.
+conformance_suite() {
+    local name=$1 version=$2
+    local conf_dir=$TOOLS/$name-$version
+    local conf_pkg=github.com/opencontainers/distribution-spec/conformance
+    if [[ -x $conf_dir/oci-conformance.test ]]; then
+        REUSED+=("$name@$version")
+    elif ((CHECK_ONLY)); then
+        MISSING+=("$name@$version"); return
+    else
+        log "building the OCI conformance suite $conf_pkg@$version"
+        local t0=$SECONDS
+        local src=$WHARF_CACHE/src/$name-$version
+        rm -rf "$src" "$conf_dir.partial"; mkdir -p "$src" "$conf_dir.partial"
+        # (no `set -e` inside a `( ) ||` list: every step checks for itself)
+        (
+            cd "$src" || exit 1
+            go mod init wharf.local/oci-conformance >&2 || exit 1
+            go_retry go get "$conf_pkg@$version" || exit 1
+            grep -q "$conf_pkg $version" go.mod || { echo "go.mod does not require $conf_pkg $version" >&2; exit 1; }
+            go_retry go test -c -o "$conf_dir.partial/oci-conformance.test" "$conf_pkg" || exit 1
+        ) || die "building the OCI conformance suite $version failed (scratch module in $src)"
+        rm -rf "$conf_dir"; mv "$conf_dir.partial" "$conf_dir"
+        INSTALLED+=("$name@$version($((SECONDS - t0))s)")
+    fi
+    link "$name.test" "$conf_dir/oci-conformance.test"
+}
+conformance_suite oci-conformance "$OCI_CONFORMANCE_VERSION"
+conformance_suite oci-conformance-legacy "$OCI_CONFORMANCE_LEGACY_VERSION"
 
 # ------------------------------------------------------------------ summary
 elapsed=$(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')

@@ -105,6 +105,29 @@ pub fn parse(rest: &str) -> Result<Endpoint, ApiError> {
     Err(ApiError::not_found())
 }
 
+/// [`parse`] for a request with `method`. A GET or HEAD of a manifest whose
+/// reference is neither a tag nor a digest names nothing the registry could
+/// hold: 404 `MANIFEST_UNKNOWN`, as distribution answers (its router matches
+/// no route) and the v1.1 conformance suite requires. Writes keep the 400
+/// that says what is wrong with the reference.
+pub fn parse_request(rest: &str, method: &axum::http::Method) -> Result<Endpoint, ApiError> {
+    use axum::http::{Method, StatusCode};
+    let parsed = parse(rest);
+    if parsed.is_err()
+        && (method == Method::GET || method == Method::HEAD)
+        && let Some((n, r)) = rest.trim_start_matches('/').rsplit_once("/manifests/")
+        && RepoName::parse(n).is_ok()
+        && Reference::parse(r).is_err()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            super::error::Code::ManifestUnknown,
+            format!("manifest unknown: `{r}` is neither a valid tag nor a digest"),
+        ));
+    }
+    parsed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +170,20 @@ mod tests {
         assert_eq!(parse("/a/manifests/bad:tag").unwrap_err().code, Code::DigestInvalid);
         assert_eq!(parse("/a/manifests/.bad").unwrap_err().code, Code::ManifestInvalid);
         assert_eq!(parse("/nothing-here").unwrap_err().status, axum::http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn reading_an_invalid_reference_is_manifest_unknown() {
+        use axum::http::{Method, StatusCode};
+        for r in [".INVALID_MANIFEST_NAME", "bad:tag", "sha256:zz", "a b"] {
+            for m in [Method::GET, Method::HEAD] {
+                let e = parse_request(&format!("/a/b/manifests/{r}"), &m).unwrap_err();
+                assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, Code::ManifestUnknown), "{m} {r}");
+            }
+            let e = parse_request(&format!("/a/b/manifests/{r}"), &Method::PUT).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "PUT {r}");
+        }
+        assert_eq!(parse_request("/A/manifests/.x", &Method::GET).unwrap_err().code, Code::NameInvalid);
+        assert!(parse_request("/a/manifests/latest", &Method::GET).is_ok());
     }
 }

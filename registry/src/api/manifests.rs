@@ -1,9 +1,10 @@
 //! `GET`, `HEAD`, `PUT` and `DELETE /v2/<name>/manifests/<reference>`.
 
-use axum::body::Body;
-use axum::http::{StatusCode, header};
+use axum::body::{Body, BodyDataStream};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use bytes::BytesMut;
+use futures::StreamExt;
 
 use crate::registry::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::reference::{Reference, RepoName};
@@ -56,29 +57,57 @@ pub async fn get(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, head: bo
     .into_response())
 }
 
-pub async fn put(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, body: Body) -> Result<Response, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::SizeInvalid,
-            format!("manifest exceeds the {} MiB limit", MAX_MANIFEST_BYTES / (1024 * 1024)),
-        )
-    };
-    if ctx.header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > MAX_MANIFEST_BYTES)
-    {
-        return Err(too_large());
-    }
-    let bytes = match Limited::new(body, MAX_MANIFEST_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                Code::ManifestInvalid,
-                format!("reading the manifest: {e}"),
-            ));
+/// How much of an oversized manifest is read and thrown away before the
+/// answer. A client that is still sending when the server answers and
+/// closes gets a reset connection instead of the error; reading the rest
+/// (up to this bound) lets it read the 413.
+const DRAIN_LIMIT: u64 = 16 * MAX_MANIFEST_BYTES as u64;
+
+fn too_large(size: Option<u64>) -> ApiError {
+    let what = size.map_or_else(|| "manifest".to_string(), |n| format!("manifest of {n} bytes"));
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Code::SizeInvalid,
+        format!("{what} exceeds the {} MiB limit ({MAX_MANIFEST_BYTES} bytes)", MAX_MANIFEST_BYTES / (1024 * 1024)),
+    )
+}
+
+/// The answer to an oversized manifest once the body is dealt with: read to
+/// its end within [`DRAIN_LIMIT`], or else the connection closes after it.
+async fn refuse_oversized(mut body: BodyDataStream, mut read: u64, size: Option<u64>) -> ApiError {
+    while read <= DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            // The client stopped sending: it can still read the answer.
+            Some(Err(_)) | None => return too_large(size),
         }
-    };
+    }
+    too_large(size).with_header(header::CONNECTION, HeaderValue::from_static("close"))
+}
+
+pub async fn put(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, body: Body) -> Result<Response, ApiError> {
+    let declared = ctx.header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > MAX_MANIFEST_BYTES as u64) {
+        // A client waiting for `100 Continue` has sent nothing, and will not:
+        // answer now. Past the drain bound, too.
+        let waiting = ctx.header(&header::EXPECT).is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if waiting || n > DRAIN_LIMIT {
+            return Err(too_large(Some(n)).with_header(header::CONNECTION, HeaderValue::from_static("close")));
+        }
+        return Err(refuse_oversized(body.into_data_stream(), 0, Some(n)).await);
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading the manifest: {e}"))
+        })?;
+        if buf.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(refuse_oversized(stream, (buf.len() + chunk.len()) as u64, declared).await);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let bytes = buf.freeze();
     crate::metrics::bytes_received(bytes.len());
     let content_type = ctx.header(&header::CONTENT_TYPE);
     let put = ctx.registry().manifest_put(name, reference, content_type, bytes).await?;

@@ -160,7 +160,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         identity: Identity::anonymous_admin(),
     };
 
-    let parsed = endpoint::parse(rest);
+    let parsed = endpoint::parse_request(rest, &ctx.method);
     let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     // Mirrored repositories (issue 4) are renamed to their local name before

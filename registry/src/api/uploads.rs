@@ -6,9 +6,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::scope::Access;
+use crate::registry::Error as RegistryError;
 use crate::registry::digest::Digest;
 use crate::registry::reference::RepoName;
-use crate::registry::upload::{ChunkRange, UploadStatus};
+use crate::registry::upload::{ChunkRange, UploadStatus, valid_upload_id};
 
 use super::error::ApiError;
 use super::response::{Created, NoContent, UploadSession};
@@ -51,11 +52,19 @@ fn content_length(ctx: &Ctx<'_>) -> Option<u64> {
     ctx.header(&header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
 }
 
-/// Checks the `_state` parameter when the client sent one back.
+/// Checks the `_state` parameter, which is required (as in registry:2): a
+/// session is continued only at the Location URL the registry handed out.
 fn check_state(ctx: &Ctx<'_>, name: &RepoName, id: &str) -> Result<(), ApiError> {
-    if let Some(state) = ctx.query("_state") {
-        ctx.registry().verify_state(name, id, state)?;
+    if !valid_upload_id(id) {
+        return Err(RegistryError::UploadUnknown.into());
     }
+    let state = ctx.query("_state").ok_or_else(|| {
+        RegistryError::UploadInvalid(
+            "the _state query parameter is missing: continue the upload at the Location URL the registry returned"
+                .into(),
+        )
+    })?;
+    ctx.registry().verify_state(name, id, state)?;
     Ok(())
 }
 
@@ -103,9 +112,9 @@ pub async fn patch(ctx: &Ctx<'_>, name: &RepoName, id: &str, body: Body) -> Resu
 }
 
 pub async fn put(ctx: &Ctx<'_>, name: &RepoName, id: &str, body: Body) -> Result<Response, ApiError> {
-    check_state(ctx, name, id)?;
     let digest = digest_param(ctx)?
         .ok_or_else(|| ApiError::digest_invalid("the digest query parameter is required to complete an upload"))?;
+    check_state(ctx, name, id)?;
     let range = chunk_range(ctx)?;
     // A PUT without a body (Content-Length 0) only completes the upload.
     let body = (content_length(ctx) != Some(0)).then(|| body_stream(body));

@@ -32,6 +32,10 @@ pub enum ManifestError {
     Schema1,
     #[error("the manifest's mediaType `{body}` does not match its Content-Type `{header}`")]
     MediaTypeMismatch { body: String, header: String },
+    #[error(
+        "the manifest has no mediaType field, so its content makes it a `{derived}`, not the `{header}` its Content-Type names; put the media type in the manifest"
+    )]
+    MediaTypeMissing { derived: &'static str, header: String },
     #[error("manifest is not a valid {kind}: {message}")]
     Shape { kind: &'static str, message: String },
     #[error("descriptor digest `{0}` is invalid")]
@@ -78,7 +82,15 @@ fn is_external(d: &Descriptor) -> bool {
     mt.contains("foreign") || mt.contains("nondistributable")
 }
 
-/// Parses a manifest as pushed, with the request's Content-Type.
+/// Parses a manifest as pushed, with the request's Content-Type (`None` for
+/// one read back from storage).
+///
+/// The media type comes from the content alone, as distribution derives it
+/// when it reads a manifest back: the `mediaType` field, or for a manifest
+/// without one, an OCI index if it has `manifests` and an OCI image manifest
+/// otherwise. The Content-Type is only checked against it (a Docker type
+/// needs the field, as in distribution), so the type served is the same
+/// before and after a restart.
 pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, ManifestError> {
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -106,9 +118,16 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Manifest
             return Err(ManifestError::MediaTypeMismatch { body: body_mt.clone(), header: h.clone() });
         }
         (Some(body_mt), _) => body_mt.clone(),
-        (None, Some(h)) if is_known(h) => h.clone(),
-        (None, _) if probe.manifests.is_some() => OCI_INDEX.to_string(),
-        (None, _) => OCI_MANIFEST.to_string(),
+        (None, h) => {
+            let derived = if probe.manifests.is_some() { OCI_INDEX } else { OCI_MANIFEST };
+            if let Some(h) = h
+                && is_known(h)
+                && h != derived
+            {
+                return Err(ManifestError::MediaTypeMissing { derived, header: h.clone() });
+            }
+            derived.to_string()
+        }
     };
     if DOCKER_SCHEMA1.contains(&media_type.as_str()) {
         return Err(ManifestError::Schema1);
@@ -206,9 +225,31 @@ mod tests {
     }
 
     #[test]
-    fn media_type_comes_from_body_then_header_then_shape() {
-        assert_eq!(parse(image(None).as_bytes(), Some(DOCKER_MANIFEST)).unwrap().media_type, DOCKER_MANIFEST);
+    fn media_type_comes_from_the_content_only() {
+        assert!(matches!(
+            parse(image(None).as_bytes(), Some(DOCKER_MANIFEST)),
+            Err(ManifestError::MediaTypeMissing { derived: OCI_MANIFEST, .. })
+        ));
+        assert_eq!(parse(image(None).as_bytes(), Some(OCI_MANIFEST)).unwrap().media_type, OCI_MANIFEST);
+        assert_eq!(parse(image(None).as_bytes(), Some("application/json")).unwrap().media_type, OCI_MANIFEST);
         assert_eq!(parse(image(None).as_bytes(), None).unwrap().media_type, OCI_MANIFEST);
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(parse(index.as_bytes(), Some(OCI_INDEX)).unwrap().media_type, OCI_INDEX);
+        assert!(parse(index.as_bytes(), Some(DOCKER_LIST)).is_err());
+        assert!(parse(index.as_bytes(), Some(OCI_MANIFEST)).is_err());
+        // Whatever a push is accepted with is what a read from storage finds.
+        let docker = image(Some(DOCKER_MANIFEST));
+        for body in [image(None), image(Some(OCI_MANIFEST)), docker, index.to_string()] {
+            for header in [None, Some(OCI_MANIFEST), Some(OCI_INDEX), Some(DOCKER_MANIFEST), Some(DOCKER_LIST)] {
+                if let Ok(pushed) = parse(body.as_bytes(), header) {
+                    assert_eq!(
+                        pushed.media_type,
+                        parse(body.as_bytes(), None).unwrap().media_type,
+                        "{body} {header:?}"
+                    );
+                }
+            }
+        }
         assert!(matches!(
             parse(image(Some(OCI_MANIFEST)).as_bytes(), Some(DOCKER_MANIFEST)),
             Err(ManifestError::MediaTypeMismatch { .. })

@@ -103,7 +103,14 @@ impl Registry {
             }
         }
         let blob_key = Path::BlobData(&digest).key();
-        if !self.exists(&blob_key).await? {
+        // The stored copy is compared, not just found: one damaged by a power
+        // loss (before puts were flushed) is replaced by the verified body.
+        let intact = match self.backend.get(&blob_key).await {
+            Ok(stored) => stored == body,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !intact {
             self.backend.put(&blob_key, body.clone()).await?;
         }
         self.write_link(&Path::RevisionLink(repo.as_str(), &digest).key(), &digest).await?;
@@ -142,9 +149,21 @@ impl Registry {
     }
 
     /// Every tag in the repository, sorted; `NameUnknown` when the repository does not exist.
+    ///
+    /// A tag directory without a `current` link is a tag PUT cut short by a
+    /// crash (its directories exist before the link does); it names
+    /// nothing, so it is not listed.
     pub async fn tags(&self, repo: &RepoName) -> Result<Vec<Tag>> {
         match self.backend.list(&Path::TagsRoot(repo.as_str()).key()).await {
-            Ok(names) => Ok(names.iter().filter_map(|n| Tag::parse(n).ok()).collect()),
+            Ok(names) => {
+                let mut tags = Vec::with_capacity(names.len());
+                for tag in names.iter().filter_map(|n| Tag::parse(n).ok()) {
+                    if self.exists(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key()).await? {
+                        tags.push(tag);
+                    }
+                }
+                Ok(tags)
+            }
             Err(e) if e.is_not_found() => {
                 if self.repository_exists(repo).await? {
                     Ok(Vec::new())

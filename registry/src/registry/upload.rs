@@ -120,7 +120,8 @@ impl Registry {
         let id = uuid::Uuid::new_v4().to_string();
         let now =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        self.backend.put(&Path::UploadStartedAt(repo.as_str(), &id).key(), Bytes::from(now)).await?;
+        // Session state is scratch: a power loss may lose it, and the client starts over.
+        self.backend.put_scratch(&Path::UploadStartedAt(repo.as_str(), &id).key(), Bytes::from(now)).await?;
         self.backend.append(&Path::UploadData(repo.as_str(), &id).key(), 0).await?.close().await?;
         let cursor = self.uploads.get(&id);
         *cursor.lock().await = Cursor { size: 0, hasher: Some(Hasher::new(Algorithm::Sha256)) };
@@ -154,7 +155,7 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         self.check_writable()?;
-        let cursor = self.uploads.get(id);
+        let cursor = self.cursor(repo, id).await?;
         let mut cursor = cursor.lock().await;
         self.sync_cursor(repo, id, &mut cursor, range).await?;
         let written = self.write_chunk(repo, id, &mut cursor, body).await?;
@@ -169,6 +170,18 @@ impl Registry {
         Ok(self.status(repo, id, cursor.size))
     }
 
+    /// The cursor of a session that exists in storage. An unknown id is
+    /// refused before any state is kept for it, so requests naming made-up
+    /// ids cannot grow memory.
+    async fn cursor(&self, repo: &RepoName, id: &str) -> Result<Arc<tokio::sync::Mutex<Cursor>>> {
+        if let Err(e) = self.stored_size(repo, id).await {
+            // Cancelled or completed elsewhere: forget it here too.
+            self.uploads.remove(id);
+            return Err(e);
+        }
+        Ok(self.uploads.get(id))
+    }
+
     /// Aligns this process's cursor with what storage holds, and checks that
     /// a declared chunk range starts where the session ends.
     async fn sync_cursor(
@@ -178,7 +191,14 @@ impl Registry {
         cursor: &mut Cursor,
         range: Option<ChunkRange>,
     ) -> Result<()> {
-        let size = self.stored_size(repo, id).await?;
+        let size = match self.stored_size(repo, id).await {
+            Ok(size) => size,
+            Err(e) => {
+                // Cancelled or completed meanwhile: forget it.
+                self.uploads.remove(id);
+                return Err(e);
+            }
+        };
         if size != cursor.size || cursor.hasher.is_none() {
             // Another replica (or a crashed request) changed it: hash again when completing.
             cursor.size = size;
@@ -255,7 +275,7 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> Result<()> {
         self.check_writable()?;
-        let cursor_ref = self.uploads.get(id);
+        let cursor_ref = self.cursor(repo, id).await?;
         let mut cursor = cursor_ref.lock().await;
         self.sync_cursor(repo, id, &mut cursor, range).await?;
         if let Some(body) = body {
@@ -271,14 +291,30 @@ impl Registry {
             return Err(Error::DigestMismatch { expected: digest.clone(), actual });
         }
         let blob_key = Path::BlobData(digest).key();
-        if self.exists(&blob_key).await? {
-            // Content-addressed: identical bytes are already committed.
-        } else {
+        if !self.blob_intact(&blob_key, cursor.size).await? {
+            // The rename is durable (storage::sync) before the link below
+            // makes the blob visible in the repository.
             self.backend.rename(&data_key, &blob_key).await?;
         }
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await?;
         self.discard_upload(repo, id).await;
         Ok(())
+    }
+
+    /// Whether `key` already holds a blob of `size` bytes. Content-addressed:
+    /// then the verified upload is identical and is dropped. A blob of
+    /// another size was damaged (say, truncated by a power loss before
+    /// commits were flushed) and is replaced by the verified new copy.
+    async fn blob_intact(&self, key: &str, size: u64) -> Result<bool> {
+        match self.backend.stat(key).await {
+            Ok(meta) if meta.size == size => Ok(true),
+            Ok(meta) => {
+                tracing::warn!(blob = key, stored = meta.size, pushed = size, "replacing a damaged blob");
+                Ok(false)
+            }
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn hash_stored(&self, key: &str, alg: Algorithm) -> Result<Digest> {
@@ -323,6 +359,42 @@ mod tests {
         assert_eq!(ChunkRange::parse("bytes 100-199/1000"), Some(ChunkRange { start: 100, end: 199 }));
         assert_eq!(ChunkRange::parse("9-1"), None);
         assert_eq!(ChunkRange::parse("x-1"), None);
+    }
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        let backend = std::sync::Arc::new(crate::storage::fs::Filesystem::new(dir));
+        Registry::new(backend, super::super::Options { upload_secret: b"k".to_vec(), ..Default::default() })
+    }
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        futures::stream::iter([Ok(Bytes::from_static(data))]).boxed()
+    }
+
+    #[tokio::test]
+    async fn unknown_upload_ids_leave_no_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let repo = RepoName::parse("r").unwrap();
+        let d = Digest::sha256_of(b"x");
+        for i in 0..100 {
+            let id = format!("00000000-0000-0000-0000-{i:012}");
+            let range = (i % 2 == 0).then_some(ChunkRange { start: 0, end: 0 });
+            assert!(matches!(reg.upload_append(&repo, &id, range, body(b"x")).await, Err(Error::UploadUnknown)));
+            assert!(matches!(reg.upload_complete(&repo, &id, &d, None, None).await, Err(Error::UploadUnknown)));
+        }
+        assert_eq!(reg.open_uploads(), 0, "state kept for ids that do not exist");
+        // A real session is tracked until it ends, and forgotten when it
+        // vanishes underneath (cancelled on another replica).
+        let s = reg.upload_start(&repo).await.unwrap();
+        assert_eq!(reg.open_uploads(), 1);
+        reg.backend.delete(&Path::Upload("r", &s.id).key()).await.unwrap();
+        assert!(matches!(reg.upload_append(&repo, &s.id, None, body(b"x")).await, Err(Error::UploadUnknown)));
+        assert_eq!(reg.open_uploads(), 0);
+        assert!(
+            !dir.path()
+                .join("docker/registry/v2/repositories/r/_uploads/00000000-0000-0000-0000-000000000000")
+                .exists()
+        );
     }
 
     #[test]

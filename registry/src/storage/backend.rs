@@ -77,8 +77,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Reads a small object whole.
     async fn get(&self, key: &str) -> Result<Bytes>;
 
-    /// Writes a small object atomically, replacing any old one.
+    /// Writes a small object atomically, replacing any old one. Durable
+    /// when it returns (a commit).
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+
+    /// Like `put`, for scratch state a power loss may lose (an upload
+    /// session's start time): atomic, not flushed.
+    async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put(key, data).await
+    }
 
     async fn stat(&self, key: &str) -> Result<Meta>;
 

@@ -2,13 +2,15 @@
 //! directory.
 //!
 //! Small writes go to a temporary file in the same directory and are renamed
-//! into place, so readers never see a partial object. Reads stream from a
+//! into place, so readers never see a partial object; commits are flushed to
+//! stable storage as [`super::sync`] describes. Reads stream from a
 //! blocking thread in large chunks, which keeps blob serving close to the
 //! speed of reading the file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -16,19 +18,32 @@ use futures::StreamExt;
 use tokio::task::spawn_blocking;
 
 use super::backend::{Backend, ByteStream, Meta, Result, StorageError, Writer, check_key};
+use super::sync::{Fsync, NoSync, Syncer, create_dirs};
 
 /// How much one read pulls from disk. Large enough to amortise the thread
 /// hop, small enough that many concurrent pulls stay cheap in memory.
 const READ_CHUNK: usize = 128 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Filesystem {
     root: PathBuf,
+    sync: Arc<dyn Syncer>,
+}
+
+impl std::fmt::Debug for Filesystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filesystem").field("root", &self.root).finish_non_exhaustive()
+    }
 }
 
 impl Filesystem {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Filesystem { root: root.into() }
+        Filesystem::with_syncer(root, Arc::new(Fsync))
+    }
+
+    /// A backend whose flushes go through `sync` (tests record them).
+    pub fn with_syncer(root: impl Into<PathBuf>, sync: Arc<dyn Syncer>) -> Self {
+        Filesystem { root: root.into(), sync }
     }
 
     pub fn root(&self) -> &Path {
@@ -59,9 +74,17 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `data` next to `path` and renames it over `path`.
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    ensure_parent(path)?;
+/// Creates `path`'s parent durably and returns it.
+fn durable_parent<'p>(sync: &dyn Syncer, root: &Path, path: &'p Path) -> io::Result<&'p Path> {
+    let parent = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a key has a parent"))?;
+    create_dirs(sync, root, parent)?;
+    Ok(parent)
+}
+
+/// Writes `data` next to `path`, flushes it, renames it over `path` and
+/// flushes the directory: durable once this returns.
+fn write_atomic(sync: &dyn Syncer, root: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+    let parent = durable_parent(sync, root, path)?;
     let tmp = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
@@ -70,7 +93,10 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        fs::rename(&tmp, path)
+        sync.sync_file(&f, &tmp)?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync.sync_dir(parent)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -94,7 +120,14 @@ impl Backend for Filesystem {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
-        blocking("put", key, move || write_atomic(&path, &data)).await
+        let (sync, root) = (self.sync.clone(), self.root.clone());
+        blocking("put", key, move || write_atomic(&*sync, &root, &path, &data)).await
+    }
+
+    async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = self.path(key)?;
+        let root = self.root.clone();
+        blocking("put", key, move || write_atomic(&NoSync, &root, &path, &data)).await
     }
 
     async fn stat(&self, key: &str) -> Result<Meta> {
@@ -152,9 +185,15 @@ impl Backend for Filesystem {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let src = self.path(from)?;
         let dst = self.path(to)?;
+        let (sync, root) = (self.sync.clone(), self.root.clone());
+        // A rename publishes a finished object (an upload under its digest):
+        // its bytes are flushed before it gets the new name, and the new
+        // name is flushed before this returns.
         blocking("rename", from, move || {
-            ensure_parent(&dst)?;
-            fs::rename(src, dst)
+            sync.sync_file(&File::open(&src)?, &src)?;
+            let parent = durable_parent(&*sync, &root, &dst)?;
+            fs::rename(&src, &dst)?;
+            sync.sync_dir(parent)
         })
         .await
     }
@@ -291,7 +330,8 @@ impl Writer for FileWriter {
             Err(_) => Err(self.failed()),
         }
         // Dropping the file closes it; data is in the page cache, which survives
-        // a process crash (kill -9). Commits happen later by rename.
+        // a process crash (kill -9). Commits happen later by rename, which
+        // flushes it.
     }
 }
 

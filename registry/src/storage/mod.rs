@@ -9,5 +9,6 @@ pub mod backend;
 pub mod conformance;
 pub mod fs;
 pub mod paths;
+pub mod sync;
 
 pub use backend::{Backend, ByteStream, Meta, StorageError, Writer};
