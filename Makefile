@@ -7,7 +7,7 @@ export WHARF_CACHE
 export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools lint unit operator-it image-check bench-selftest e2e bench images e2e-up e2e-down e2e-smoke
+.PHONY: run test tools lint unit operator-it image-check image-repro bench-selftest e2e bench images e2e-up e2e-down e2e-smoke
 
 ## run: the registry on 127.0.0.1:5000, storing under ./var/registry
 run:
@@ -33,6 +33,10 @@ operator-it:
 ## image-check: both images build reproducibly, run as non-root, with their entrypoint and labels
 image-check:
 	bash scripts/image-check.sh
+
+## image-repro: HEAD cloned and built from an empty target directory gives the same image digests (a full release build; not in make test)
+image-repro:
+	bash scripts/image-repro.sh
 
 ## bench-selftest: a missed benchmark target fails the run (synthetic input; runs no benchmark)
 bench-selftest:
