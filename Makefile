@@ -7,14 +7,14 @@ export WHARF_CACHE
 export PATH := $(WHARF_CACHE)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools lint unit operator-it image-check e2e bench images e2e-up e2e-down e2e-smoke
+.PHONY: run test tools lint unit operator-it image-check image-repro bench-selftest e2e bench images e2e-up e2e-down e2e-smoke
 
 ## run: the registry on 127.0.0.1:5000, storing under ./var/registry
 run:
 	$(CARGO) run --release -p wharf-registry -- serve
 
 ## test: every test (installs what the tests need first)
-test: tools lint unit operator-it image-check e2e
+test: tools lint unit bench-selftest operator-it image-check e2e
 
 tools:
 	bash scripts/tools.sh
@@ -33,6 +33,14 @@ operator-it:
 ## image-check: both images build reproducibly, run as non-root, with their entrypoint and labels
 image-check:
 	bash scripts/image-check.sh
+
+## image-repro: HEAD cloned and built from an empty target directory gives the same image digests (a full release build; not in make test)
+image-repro:
+	bash scripts/image-repro.sh
+
+## bench-selftest: a missed benchmark target fails the run (synthetic input; runs no benchmark)
+bench-selftest:
+	bash bench/selftest.sh
 
 ## e2e: a real single-node cluster; helm install, Registry, pushes and node pulls, mirrors; torn down after
 e2e:

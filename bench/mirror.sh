@@ -403,7 +403,6 @@ run_ratios() { # A B
     paste <(values "$1" mbs) <(values "$2" mbs) | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $2}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "nan"}'; }
-verdict() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? "**pass**" : "**FAIL**"}'; }
 max_of() { values "$1" "$2" | sort -g | tail -1; }
 
 D_W=$(med direct-wharf mbs) C_W=$(med cold-wharf mbs) W_W=$(med warm-wharf mbs) L=$(med local mbs)
@@ -504,3 +503,4 @@ EOF
 } >"$OUT"
 log "wrote $OUT"
 cat "$OUT"
+exit_on_missed_targets "$OUT" "bench/mirror.sh"

@@ -411,3 +411,4 @@ EOF
 } >"$OUT"
 log "wrote $OUT"
 cat "$OUT"
+exit_on_missed_targets "$OUT" "bench/operator.sh"

@@ -354,6 +354,11 @@ mod tests {
                 let host = e.host.split(':').next().unwrap_or_default();
                 assert!(host.contains('.'), "{host}");
                 assert!(!e.realm.contains("localhost") && !e.realm.contains("127.0.0.1"));
+                // The realm's host, too, is dotted: a client resolves it from anywhere.
+                let realm_host = e.realm.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+                let realm_host = realm_host.split(['/', ':']).next().unwrap_or_default();
+                assert!(realm_host.contains('.'), "realm {} has the bare host {realm_host:?}", e.realm);
+                assert!(e.realm.ends_with(TOKEN_PATH), "{}", e.realm);
             }
         }
     }

@@ -46,9 +46,15 @@ fn every_example_advertises_a_fully_qualified_host() {
         let rendered = render(&text, "team-a", &settings()).expect("renders");
         assert!(!rendered.contains("localhost"), "{}: localhost in the output", path.display());
         assert!(!rendered.contains("127.0.0.1"), "{}: loopback in the output", path.display());
-        for line in rendered.lines().filter(|l| l.trim_start().starts_with("host: http")) {
+        // Every example advertises exactly one host (config.yml's http.host),
+        // and a URL realm too when the token service is on: a loop over no
+        // lines would prove nothing.
+        let hosts: Vec<&str> = rendered.lines().filter(|l| l.trim_start().starts_with("host: http")).collect();
+        assert_eq!(hosts.len(), 1, "{}: one advertised http.host, found {hosts:?}", path.display());
+        let realms = rendered.lines().filter(|l| l.trim_start().starts_with("realm: http"));
+        for line in hosts.into_iter().chain(realms) {
             let host = line.split("://").nth(1).expect("url");
-            assert!(host.split(['/', ':']).next().is_some_and(|h| h.contains('.')), "{line}");
+            assert!(host.split(['/', ':']).next().is_some_and(|h| h.contains('.')), "{}: {line}", path.display());
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 
 use inproc::*;
+use wharf_registry::config::Config;
 
 #[tokio::test]
 async fn base_endpoint_answers_with_the_version_header() {
@@ -324,10 +325,52 @@ async fn deletes_are_refused_unless_enabled() {
 
 #[tokio::test]
 async fn read_only_mode_refuses_writes() {
-    let reg = Reg::with("  maintenance:\n    readonly:\n      enabled: true");
-    let r = reg.req(Method::POST, "/v2/r/blobs/uploads/", &[], vec![]).await;
-    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(r.code(), "UNSUPPORTED");
+    // Content and an open upload session made while writable; then the same
+    // storage is served read-only (deletes enabled, so only read-only refuses).
+    let writable = Reg::new();
+    let (manifest_digest, manifest) = writable.push_image("r", "v1", "ro").await;
+    let blob = writable.push_blob("r", b"a blob").await;
+    let r = writable.req(Method::POST, "/v2/r/blobs/uploads/", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let session = r.header("location").trim_start_matches("http://reg.test:5000").to_string();
+    let sep = if session.contains('?') { '&' } else { '?' };
+    let config = Config::from_yaml(
+        &format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  secret: test\n",
+            writable.dir.path().display()
+        ),
+        std::iter::empty(),
+    )
+    .unwrap();
+    let reg = Reg { router: wharf_registry::build(&config).unwrap().router, dir: tempfile::tempdir().unwrap() };
+    let before = writable.files();
+
+    let other = digest(b"other");
+    /// What, method, URI, headers, body.
+    type Write<'a> = (&'a str, Method, String, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let writes: Vec<Write> = vec![
+        ("POST upload", Method::POST, "/v2/r/blobs/uploads/".into(), vec![], vec![]),
+        ("POST monolithic", Method::POST, format!("/v2/r/blobs/uploads/?digest={other}"), vec![], b"other".to_vec()),
+        ("POST mount", Method::POST, format!("/v2/s/blobs/uploads/?mount={blob}&from=r"), vec![], vec![]),
+        ("PATCH chunk", Method::PATCH, session.clone(), vec![("content-range", "0-4")], b"other".to_vec()),
+        ("PUT upload", Method::PUT, format!("{session}{sep}digest={other}"), vec![], b"other".to_vec()),
+        ("PUT manifest", Method::PUT, "/v2/r/manifests/v2".into(), vec![("content-type", OCI_MANIFEST)], manifest),
+        ("DELETE manifest", Method::DELETE, format!("/v2/r/manifests/{manifest_digest}"), vec![], vec![]),
+        ("DELETE tag", Method::DELETE, "/v2/r/manifests/v1".into(), vec![], vec![]),
+        ("DELETE blob", Method::DELETE, format!("/v2/r/blobs/{blob}"), vec![], vec![]),
+        ("DELETE upload", Method::DELETE, session.clone(), vec![], vec![]),
+    ];
+    for (what, method, uri, headers, body) in writes {
+        let r = reg.req(method, &uri, &headers, body).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.code(), "UNSUPPORTED", "{what}");
+        let message = r.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains("read-only"), "{what}: the refusal says why: {message}");
+    }
+    assert_eq!(writable.files(), before, "a refused write changed the storage");
+    // Reads still work.
+    assert_eq!(reg.get("/v2/r/manifests/v1").await.status, StatusCode::OK);
+    assert_eq!(reg.get(&format!("/v2/r/blobs/{blob}")).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::json;
 
 use inproc::*;
+use wharf_registry::config::Config;
 
 fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
@@ -482,11 +483,23 @@ async fn external_tokens_are_verified_as_registry2_does() {
         ),
         ("kid from the JWKS", sign(jwks_header.clone(), &good(), &ec_key)),
     ];
+    // The repository exists (pushed through a router without auth over the same
+    // storage), so an accepted token gets the real answer: 200 and the tag list.
+    let open = Config::from_yaml(
+        &format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  secret: test\n",
+            reg.dir.path().display()
+        ),
+        std::iter::empty(),
+    )
+    .unwrap();
+    let seeder = Reg { router: wharf_registry::build(&open).unwrap().router, dir: tempfile::tempdir().unwrap() };
+    seeder.push_image("app", "v1", "external").await;
     for (why, token) in accepted {
         let r =
             reg.req(Method::GET, "/v2/app/tags/list", &[("authorization", &format!("Bearer {token}"))], vec![]).await;
-        assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", String::from_utf8_lossy(&r.body));
-        assert_ne!(r.status, StatusCode::FORBIDDEN, "{why}");
+        assert_eq!(r.status, StatusCode::OK, "{why}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json(), json!({"name": "app", "tags": ["v1"]}), "{why}");
     }
 
     let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
@@ -624,7 +637,6 @@ async fn a_self_signed_signer_like_registry_web_is_found_by_kid() {
 
 #[test]
 fn config_refuses_local_realms_and_hmac() {
-    use wharf_registry::config::Config;
     let base = "storage: {filesystem: {rootdirectory: /tmp/x}}\nauth:\n  token:\n    service: s\n    issuer: i\n    rootcertbundle: /dev/null\n";
     for realm in ["http://localhost/service/token", "http://127.0.0.1:5001/token", "http://proxy/service/token"] {
         let e = Config::from_yaml(&format!("{base}    realm: {realm}\n"), std::iter::empty()).unwrap_err().to_string();

@@ -49,8 +49,22 @@ fn layout_ref(layout: &Path) -> String {
     format!("oci:{}:v1", layout.display())
 }
 
+/// The client failed, and because the registry refused it: its message shows
+/// a 401 or an access denial. A 500, a crash or a refused connection is not a
+/// refusal and does not pass.
 fn fails(out: &Output, why: &str) {
     assert!(!out.ok(), "{why} should have failed:\n{}", out.describe());
+    let text = format!("{}\n{}", out.stdout, out.stderr).to_lowercase();
+    assert!(
+        ["401", "unauthorized", "access to the resource is denied", "access denied"].iter().any(|w| text.contains(w)),
+        "{why} failed, but not with a refusal (no 401, unauthorized or denied):\n{}",
+        out.describe()
+    );
+    assert!(
+        !["500 internal", "internal server error", "connection refused", "panic"].iter().any(|w| text.contains(w)),
+        "{why}: the failure is the server's, not a refusal:\n{}",
+        out.describe()
+    );
 }
 
 #[test]

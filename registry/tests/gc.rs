@@ -94,3 +94,71 @@ fn garbage_collect_deletes_only_unreferenced_blobs() {
     let out = gc(&reg.config_path(), &["-m", "--min-age", "0s"]);
     assert!(out.stdout.contains("deleted 0 unreferenced blobs"), "{}", out.describe());
 }
+
+/// Sets a blob's data file's modification time `age` into the past.
+fn age_blob(root: &Path, digest: &str, age: Duration) {
+    let f = std::fs::File::options().write(true).open(blob_file(root, digest)).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+fn push_blob(reg: &RegistryProcess, repo: &str, bytes: &[u8]) -> String {
+    let digest = sha256_digest(bytes);
+    let r = http()
+        .post(reg.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+        .body(bytes.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
+    digest
+}
+
+#[test]
+fn min_age_spares_the_young_and_only_the_young_in_one_sweep() {
+    let dir = tempfile::Builder::new().prefix("wharf-gc-age.").tempdir().unwrap();
+    let root = dir.path().join("data");
+    let reg = RegistryProcess::start(Kind::Wharf, &minimal_config(&root));
+    let two_hours = Duration::from_secs(2 * 3600);
+
+    // A tagged image, all of it old: old, but referenced, so it stays.
+    let config_bytes = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config = push_blob(&reg, "team/app", config_bytes);
+    let layer_bytes = Rng::new(31).bytes(16 << 10);
+    let layer = push_blob(&reg, "team/app", &layer_bytes);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CONFIG, "digest": config, "size": config_bytes.len()},
+        "layers": [{"mediaType": MT_LAYER_GZIP, "digest": layer, "size": layer_bytes.len()}],
+    })
+    .to_string();
+    let r = http()
+        .put(reg.url("/v2/team/app/manifests/v1"))
+        .header("content-type", MT_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
+    let manifest_digest = sha256_digest(manifest.as_bytes());
+    let referenced = [config, layer, manifest_digest];
+    // Two unreferenced blobs side by side: one old (garbage), one young (a push in progress).
+    let old = push_blob(&reg, "team/app", &Rng::new(32).bytes(8 << 10));
+    let young = push_blob(&reg, "team/app", &Rng::new(33).bytes(8 << 10));
+    for d in referenced.iter().chain([&old]) {
+        age_blob(&root, d, two_hours);
+    }
+
+    // The default min-age (1h) in one sweep over both: only the old one goes.
+    let out = gc(&reg.config_path(), &[]);
+    assert!(out.stdout.contains("deleted 1 unreferenced blobs"), "{}", out.describe());
+    assert!(out.stdout.contains("spared 1 younger than"), "{}", out.describe());
+    assert!(!blob_file(&root, &old).exists(), "the old unreferenced blob was kept:\n{}", out.describe());
+    assert!(blob_file(&root, &young).exists(), "the young unreferenced blob was deleted:\n{}", out.describe());
+    assert!(referenced.iter().all(|d| blob_file(&root, d).exists()), "an old referenced blob was deleted");
+    let r = http().get(reg.url(&format!("/v2/team/app/blobs/{young}"))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the young blob is still served");
+
+    // With the guard lowered, the young one goes too, and still nothing referenced.
+    let out = gc(&reg.config_path(), &["--min-age", "0s"]);
+    assert!(out.stdout.contains("deleted 1 unreferenced blobs"), "{}", out.describe());
+    assert!(!blob_file(&root, &young).exists(), "{}", out.describe());
+    assert!(referenced.iter().all(|d| blob_file(&root, d).exists()), "a referenced blob was deleted");
+}

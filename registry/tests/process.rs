@@ -68,7 +68,7 @@ struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Running {
@@ -93,7 +93,7 @@ impl Running {
                 }
             }
         });
-        Running { child, lines, log: Vec::new(), _dir: dir }
+        Running { child, lines, log: Vec::new(), dir }
     }
 
     /// Waits for a log line containing `needle` and returns it.
@@ -188,6 +188,26 @@ async fn debug_listener_logs_and_graceful_shutdown() {
     let pid = reg.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     reg.wait_for("SIGTERM: draining");
+    // While the PATCH is still in flight (half its body unsent), the listener
+    // closes: new connections are refused within a bounded time, and the
+    // process is still running, held by the in-flight request.
+    let refused_by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // A listener still open but no longer accepting fills its backlog, and
+        // then a connect hangs: bounded, so the deadline below is checked.
+        match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&api)).await {
+            Ok(Err(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                break;
+            }
+            Ok(Ok(_)) | Err(_) => assert!(
+                std::time::Instant::now() < refused_by,
+                "new connections still accepted 10 s into the drain, with a request in flight"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reg.child.try_wait().unwrap().is_none(), "the process waits for the in-flight request");
     s.write_all(b"56789").await.unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).await.unwrap();
@@ -195,8 +215,61 @@ async fn debug_listener_logs_and_graceful_shutdown() {
     assert!(resp.contains("0-9"), "{resp}");
     let status = reg.child.wait().unwrap();
     assert!(status.success(), "clean exit after draining: {status}");
-    // New connections are refused once draining began.
-    assert!(tokio::net::TcpStream::connect(&api).await.is_err());
+}
+
+/// `health.storagedriver`: storage that stops working turns `/debug/health`
+/// to 503 within `threshold` checks, and back to 200 once it works again.
+#[tokio::test]
+async fn health_fails_when_storage_breaks_and_recovers() {
+    let mut reg = Running::start("health:\n  storagedriver: {enabled: true, interval: 1s, threshold: 2}\n");
+    let debug = Running::addr_in(&reg.wait_for("debug server listening"), "addr");
+    let api = Running::addr_in(&reg.wait_for("listening on"), "msg");
+    let health = || http(&debug, "GET /debug/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    // A push, so that the storage root holds a real tree.
+    let post = http(
+        &api,
+        "POST /v2/r/blobs/uploads/?digest=sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 201"), "{post}");
+    let first = health().await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    // Tests run as root, so permissions stop nothing: the storage root is
+    // moved away and a regular file put in its place (every path under it
+    // is then ENOTDIR). A root that is merely missing counts as empty, as
+    // in registry:2, so the file is what breaks it.
+    let root = reg.dir.path().join("data");
+    let away = reg.dir.path().join("data.away");
+    std::fs::rename(&root, &away).unwrap();
+    std::fs::write(&root, b"not a directory").unwrap();
+    // interval 1s × threshold 2, plus slack for a loaded machine.
+    let failed = poll_health(&health, "HTTP/1.1 503", Duration::from_secs(2 + 5)).await;
+    assert!(failed.contains("storagedriver"), "the failing check is named: {failed}");
+    assert!(failed.contains("consecutive checks"), "after `threshold` failures: {failed}");
+    reg.wait_for("storage health check failed");
+
+    std::fs::remove_file(&root).unwrap();
+    std::fs::rename(&away, &root).unwrap();
+    let recovered = poll_health(&health, "HTTP/1.1 200", Duration::from_secs(1 + 5)).await;
+    assert!(recovered.ends_with("{}"), "{recovered}");
+}
+
+/// Asks `/debug/health` until its answer starts with `want`, for at most `within`.
+async fn poll_health<F, Fut>(health: &F, want: &str, within: Duration) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let answer = health().await;
+        if answer.starts_with(want) {
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {want} from /debug/health within {within:?}; last: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[test]

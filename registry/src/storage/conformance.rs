@@ -55,10 +55,16 @@ pub async fn run(b: &dyn Backend) {
     b.put("suite/a/sub/three", Bytes::from_static(b"3")).await.unwrap();
     assert_eq!(b.list("suite/a").await.unwrap(), vec!["one", "sub", "two"]);
 
-    // rename is a move that replaces the destination
+    // rename is a move: to a new key (parents made as needed), and over an
+    // existing one, which it replaces whole (a longer old object leaves no tail)
     b.rename("suite/up", "suite/moved/here").await.unwrap();
     assert!(b.stat("suite/up").await.unwrap_err().is_not_found());
     assert_eq!(&b.get("suite/moved/here").await.unwrap()[..], b"abcdef");
+    b.put("suite/moved/there", Bytes::from_static(b"the old, longer destination")).await.unwrap();
+    b.rename("suite/moved/here", "suite/moved/there").await.unwrap();
+    assert!(b.stat("suite/moved/here").await.unwrap_err().is_not_found());
+    assert_eq!(&b.get("suite/moved/there").await.unwrap()[..], b"abcdef", "rename replaces the destination");
+    assert_eq!(b.stat("suite/moved/there").await.unwrap().size, 6);
 
     // delete removes a whole prefix
     b.delete("suite/a").await.unwrap();
