@@ -14,7 +14,7 @@ run:
 	$(CARGO) run --release -p wharf-registry -- serve
 
 ## test: every test (installs what the tests need first)
-test: tools lint unit bench-selftest operator-it image-check e2e
+test: tools lint unit bench-selftest fuzz-smoke operator-it image-check e2e
 
 tools:
 	bash scripts/tools.sh
@@ -67,3 +67,21 @@ e2e-down:
 e2e-smoke:
 	bash e2e/cluster/smoke.sh
 	bash e2e/cluster/check-leaks.sh
+
+# ------------------------------------------------------------------ fuzzing
+# cargo-fuzz targets in registry/fuzz, built with the nightly toolchain
+# (cargo +$(FUZZ_TOOLCHAIN) fuzz build); see docs/fuzzing.md.
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 6
+export FUZZ_TOOLCHAIN
+
+.PHONY: fuzz fuzz-smoke
+
+## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each, over the committed corpus
+fuzz: tools
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## fuzz-smoke: replays the committed corpus and fuzzes each target FUZZ_SMOKE_SECONDS (part of `make test`)
+fuzz-smoke: tools
+	bash scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)

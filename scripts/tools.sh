@@ -178,6 +178,37 @@ conformance_suite() {
 conformance_suite oci-conformance "$OCI_CONFORMANCE_VERSION"
 conformance_suite oci-conformance-legacy "$OCI_CONFORMANCE_LEGACY_VERSION"
 
+# ------------------------------------------------------------------ fuzzing
+# `make fuzz` / `make fuzz-smoke` (registry/fuzz): cargo-fuzz drives libFuzzer,
+# which needs a nightly toolchain (-Zsanitizer). Any nightly will do; rustup
+# installs one only when none is present.
+CARGO_FUZZ_VERSION=0.13.2
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    REUSED+=("rust-nightly")
+elif ((CHECK_ONLY)); then
+    MISSING+=("rust-nightly")
+else
+    command -v rustup >/dev/null || die "rustup not found; install a nightly toolchain by hand"
+    log "rustup: installing the nightly toolchain (for cargo-fuzz)"
+    nice -n 10 rustup toolchain install nightly --profile minimal >&2 || die "rustup toolchain install nightly failed"
+    INSTALLED+=("rust-nightly")
+fi
+fuzz_dir=$TOOLS/cargo-fuzz-$CARGO_FUZZ_VERSION
+if [[ -x $fuzz_dir/bin/cargo-fuzz ]]; then
+    REUSED+=("cargo-fuzz@$CARGO_FUZZ_VERSION")
+elif ((CHECK_ONLY)); then
+    MISSING+=("cargo-fuzz@$CARGO_FUZZ_VERSION")
+else
+    log "cargo install cargo-fuzz@$CARGO_FUZZ_VERSION"
+    t0=$SECONDS
+    rm -rf "$fuzz_dir.partial"
+    env -u CARGO_TARGET_DIR nice -n 10 cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$fuzz_dir.partial" >&2 ||
+        die "cargo install cargo-fuzz@$CARGO_FUZZ_VERSION failed"
+    rm -rf "$fuzz_dir"; mv "$fuzz_dir.partial" "$fuzz_dir"
+    INSTALLED+=("cargo-fuzz@$CARGO_FUZZ_VERSION($((SECONDS - t0))s)")
+fi
+if [[ -x $fuzz_dir/bin/cargo-fuzz ]]; then link cargo-fuzz "$fuzz_dir/bin/cargo-fuzz"; fi
+
 # ------------------------------------------------------------------ summary
 elapsed=$(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 if ((CHECK_ONLY)); then

@@ -74,7 +74,8 @@ impl GoDuration {
             total += n * scale;
             rest = after;
         }
-        Some(Duration::from_secs_f64(total))
+        // Go's durations stop at ~292 years; `from_secs_f64` would panic past u64 seconds.
+        Duration::try_from_secs_f64(total).ok()
     }
 }
 
@@ -651,7 +652,7 @@ fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) 
             // REGISTRY_STORAGE=<driver> selects the driver.
             let driver = value.as_str().unwrap_or_default().to_string();
             let storage = entry(tree, "storage");
-            if let Value::Mapping(m) = storage {
+            if let Some(m) = storage.as_mapping_mut() {
                 m.insert(Value::String(driver), Value::Mapping(Mapping::new()));
             }
             continue;
@@ -661,7 +662,7 @@ fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) 
             node = entry(node, seg);
         }
         let last = &segments[segments.len() - 1];
-        if let Value::Mapping(m) = node {
+        if let Some(m) = node.as_mapping_mut() {
             let key = existing_key(m, last).unwrap_or_else(|| Value::String(last.clone()));
             m.insert(key, value);
         } else {
@@ -676,11 +677,14 @@ fn existing_key(m: &Mapping, name: &str) -> Option<Value> {
 }
 
 /// The child mapping `name` of `node`, created (or replacing a scalar) when needed.
+/// A tagged mapping (`!tag {a: b}`) is a mapping too: `as_mapping_mut` looks
+/// through the tag, as `is_mapping` does (matching `Value::Mapping` alone
+/// panicked on one, found by fuzzing).
 fn entry<'a>(node: &'a mut Value, name: &str) -> &'a mut Value {
-    if !node.is_mapping() {
+    if node.as_mapping_mut().is_none() {
         *node = Value::Mapping(Mapping::new());
     }
-    let Value::Mapping(m) = node else { unreachable!("just made a mapping") };
+    let Some(m) = node.as_mapping_mut() else { unreachable!("just made a mapping") };
     let key = existing_key(m, name).unwrap_or_else(|| Value::String(name.to_string()));
     let child = m.entry(key).or_insert_with(|| Value::Mapping(Mapping::new()));
     if !child.is_mapping() {
@@ -731,6 +735,21 @@ health:
         assert_eq!(c.listen_addr(), "0.0.0.0:5000");
         assert_eq!(c.health.storagedriver.as_ref().unwrap().interval.0, Duration::from_secs(10));
         assert!(!c.delete_enabled());
+    }
+
+    /// Regression (fuzz/corpus/config/tagged-root): an override under a
+    /// tagged mapping hit `unreachable!` in `entry`. Panics on the old code.
+    #[test]
+    fn env_overrides_look_through_yaml_tags() {
+        let yaml = "!tag\nstorage: {filesystem: {rootdirectory: /x}}\n";
+        let env = [("REGISTRY_HTTP_ADDR", ":6000"), ("REGISTRY_STORAGE_DELETE_ENABLED", "true")];
+        match load(yaml, &env) {
+            Ok(c) => assert_eq!((c.listen_addr().as_str(), c.delete_enabled()), ("0.0.0.0:6000", true)),
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        let c =
+            load("storage: !tag {filesystem: {rootdirectory: /x}}\n", &[("REGISTRY_STORAGE_DELETE_ENABLED", "true")]);
+        assert!(c.is_ok_and(|c| c.delete_enabled() && c.root_directory() == "/x"));
     }
 
     #[test]
@@ -784,6 +803,20 @@ health:
         assert_eq!(GoDuration::parse("1.5h"), Some(Duration::from_secs(5400)));
         assert_eq!(GoDuration::parse("10"), None);
         assert_eq!(GoDuration::parse("abc"), None);
+    }
+
+    /// Regression (fuzz/corpus/config/duration-overflow): a duration past
+    /// u64 seconds panicked in `Duration::from_secs_f64` at startup.
+    #[test]
+    fn huge_durations_are_refused_not_a_panic() {
+        assert_eq!(GoDuration::parse("99999999999999999999999h"), None);
+        assert_eq!(GoDuration::parse(&format!("{}s", "9".repeat(400))), None);
+        let yaml =
+            "storage: {filesystem: {rootdirectory: /x}, maintenance: {uploadpurging: {age: 99999999999999999999999h}}}";
+        assert!(load(yaml, &[]).is_err_and(|e| e.to_string().contains("age")));
+        let env =
+            [("REGISTRY_PROXY_TTL", "99999999999999999999999h"), ("REGISTRY_PROXY_REMOTEURL", "https://r.example")];
+        assert!(load("storage: {filesystem: {rootdirectory: /x}}", &env).is_err());
     }
 
     #[test]

@@ -102,33 +102,56 @@ impl AccessRules {
 }
 
 /// `*` matches any run of characters except `/`; `**` matches anything.
+///
+/// The text is a repository name from a token request, so this takes
+/// O(pattern x text) time whatever the input: one pass over the text per
+/// pattern element, tracking which text positions the pattern so far can
+/// reach. (A backtracking matcher took exponential time in the number of
+/// stars: found by fuzzing.)
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    // Iterative matcher with backtracking over the last star of each kind.
-    fn rec(p: &[u8], t: &[u8]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = &p[2..];
-                (0..=t.len()).any(|i| rec(rest, &t[i..]))
-            }
-            Some(b'*') => {
-                let rest = &p[1..];
-                let mut i = 0;
-                loop {
-                    if rec(rest, &t[i..]) {
-                        return true;
-                    }
-                    if i == t.len() || t[i] == b'/' {
-                        return false;
-                    }
-                    i += 1;
+    // reach[i]: the pattern consumed so far matches t[..i].
+    let mut reach = vec![false; t.len() + 1];
+    reach[0] = true;
+    let mut next = vec![false; t.len() + 1];
+    let mut j = 0;
+    while j < p.len() {
+        next.fill(false);
+        match p[j] {
+            b'*' if p.get(j + 1) == Some(&b'*') => {
+                // `**`: every position at or after a reachable one.
+                let mut on = false;
+                for (n, r) in next.iter_mut().zip(&reach) {
+                    on |= *r;
+                    *n = on;
                 }
+                j += 2;
             }
-            Some(&c) => t.first() == Some(&c) && rec(&p[1..], &t[1..]),
+            b'*' => {
+                // `*`: positions after a reachable one, up to the next `/`.
+                let mut on = false;
+                for i in 0..=t.len() {
+                    on |= reach[i];
+                    next[i] = on;
+                    if t.get(i) == Some(&b'/') {
+                        on = false;
+                    }
+                }
+                j += 1;
+            }
+            c => {
+                for i in 0..t.len() {
+                    next[i + 1] = reach[i] && t[i] == c;
+                }
+                j += 1;
+            }
+        }
+        std::mem::swap(&mut reach, &mut next);
+        if !reach.contains(&true) {
+            return false;
         }
     }
-    rec(p, t)
+    reach[t.len()]
 }
 
 #[cfg(test)]
@@ -185,5 +208,64 @@ rules:
         assert!(!glob_match("a/**", "ab/c"));
         assert!(glob_match("*-dev/**", "x-dev/y"));
         assert!(glob_match("**", "x"));
+    }
+
+    /// The backtracking matcher glob_match replaced: the semantics to keep.
+    fn backtracking(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') if p.get(1) == Some(&b'*') => (0..=t.len()).any(|i| backtracking(&p[2..], &t[i..])),
+            Some(b'*') => {
+                let mut i = 0;
+                loop {
+                    if backtracking(&p[1..], &t[i..]) {
+                        return true;
+                    }
+                    if i == t.len() || t[i] == b'/' {
+                        return false;
+                    }
+                    i += 1;
+                }
+            }
+            Some(&c) => t.first() == Some(&c) && backtracking(&p[1..], &t[1..]),
+        }
+    }
+
+    fn words(alphabet: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut out = vec![vec![]];
+        let mut last = vec![vec![]];
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|w: &Vec<u8>| alphabet.iter().map(move |&c| [w.as_slice(), &[c]].concat()))
+                .collect();
+            out.extend(last.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn globs_match_as_the_backtracking_matcher_did() {
+        for p in words(b"a*/", 5) {
+            for t in words(b"ab/", 4) {
+                let (ps, ts) = (String::from_utf8(p.clone()).unwrap(), String::from_utf8(t.clone()).unwrap());
+                assert_eq!(glob_match(&ps, &ts), backtracking(&p, &t), "{ps:?} on {ts:?}");
+            }
+        }
+    }
+
+    /// Regression (fuzz/corpus/access/stars): many stars against a long
+    /// requested name took exponential time, so one anonymous token request
+    /// could hold a core. Fails (by taking far longer) on the backtracking matcher.
+    #[test]
+    fn many_stars_take_polynomial_time() {
+        let text = "a".repeat(4000);
+        let started = std::time::Instant::now();
+        for pattern in
+            [format!("{}b", "*a".repeat(40)), format!("{}b", "**a".repeat(40)), format!("{}b", "*".repeat(200))]
+        {
+            assert!(!glob_match(&pattern, &text));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 }
