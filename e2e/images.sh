@@ -40,11 +40,9 @@ done
 
 phase "client image"
 # The crane in $WHARF_CACHE/bin uses cgo; the client image has no libc.
+# scripts/tools.sh builds the static one (nothing is downloaded during the e2e).
 crane_dir=$WHARF_CACHE/tools/crane-static-$CRANE_VERSION
-if [ ! -x "$crane_dir/crane" ]; then
-  GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$crane_dir" \
-    go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
-fi
+[ -x "$crane_dir/crane" ] || die "no static crane in $crane_dir: run scripts/tools.sh"
 BB=$(command -v busybox) || die "busybox not found (apt-get install busybox-static)"
 [ -f "$STATE/pause.tar" ] || die "no $STATE/pause.tar (up.sh writes it)"
 args=(--file "$BB:/bin/busybox:0755" --file "$crane_dir/crane:/bin/crane:0755" --dir /tmp --cmd '["sh"]')

@@ -22,6 +22,10 @@ down() {
 
 phase "build cluster binaries (cached)"
 bash "$HERE/cluster/build.sh" all
+# Everything that may download (crates, Go modules) happens before the
+# capture starts: the leak check fails on any packet leaving the machine.
+phase "build images (make images)"
+(cd "$HERE/.." && bash scripts/images.sh) >&2
 # A cluster left over from an interrupted run would make up.sh fail.
 bash "$HERE/cluster/down.sh" --all >/dev/null 2>&1 || true
 trap down EXIT

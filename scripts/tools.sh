@@ -143,6 +143,9 @@ go_tool() {
 }
 
 go_tool crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane crane
+# A static crane for the e2e's client image, which has no libc. Built here, not
+# during the e2e, whose capture fails on any packet leaving the machine.
+CGO_ENABLED=0 go_tool crane-static "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane crane
 go_tool distribution-registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry registry
 
 # The OCI conformance suite is a Go test binary: compile it from a scratch

@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::crd::conditions::reasons;
 use crate::names::OwnerKind;
 
 use super::policy::Policy;
+pub use crate::node_agent::files::{NodePlan, PlanEntry, PlanHost};
 
 /// A resource, as the decision names it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,46 +73,6 @@ pub enum Verdict {
         /// For people.
         message: String,
     },
-}
-
-/// One hosts-file line on every node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanEntry {
-    /// The Service's ClusterIP.
-    pub ip: String,
-    /// The FQDN it answers for.
-    pub host: String,
-    /// `<namespace>/<name>` of the resource, for the marker.
-    pub owner: String,
-}
-
-/// One `<certs dir>/<host>/hosts.toml` on every node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanHost {
-    /// The host as containerd looks it up.
-    pub host: String,
-    /// `<namespace>/<name>` of the resource, for the marker.
-    pub owner: String,
-    /// The registry's URL.
-    pub url: String,
-    /// An upstream served by a mirror (no `server` line), rather than the registry's own host.
-    pub mirror: bool,
-    /// Whether containerd may push there.
-    pub push: bool,
-    /// PEM to trust for an https `url`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_pem: Option<String>,
-}
-
-/// Everything the node agent writes, on every node. The operator publishes it
-/// in a ConfigMap in its own namespace; the agent only reads it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodePlan {
-    /// Hosts-file lines.
-    pub entries: Vec<PlanEntry>,
-    /// containerd host files.
-    pub hosts: Vec<PlanHost>,
 }
 
 /// The outcome of one decision.

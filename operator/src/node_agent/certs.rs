@@ -11,7 +11,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{MARKER, Owner};
+use super::files::{MARKER, Owner};
 
 /// Name of containerd's per-host file.
 pub const HOSTS_TOML: &str = "hosts.toml";

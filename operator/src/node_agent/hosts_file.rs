@@ -9,7 +9,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::{MARKER, Owner};
+use super::files::{MARKER, Owner};
 
 /// One line the agent wants.
 #[derive(Clone, Debug, PartialEq, Eq)]

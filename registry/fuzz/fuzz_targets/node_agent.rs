@@ -1,51 +1,49 @@
-//! The operator's node agent: its `--owner`, `--host-entry`, `--registry` and
-//! `--mirror` arguments, and its edits of the node's hosts file (which holds
-//! whatever the node's administrator wrote).
+//! The operator's node agent: the plan it reads from the operator's
+//! ConfigMap (checked before anything is written on a node) and its edits of
+//! the node's hosts file, which holds whatever the node's administrator wrote.
 //!
-//! The module's source is compiled here directly: the operator crate would
-//! bring kube and k8s-openapi into the sanitizer build, minutes of compile
-//! for code this target never calls.
+//! The agent's plan checks and file edits are compiled here directly: the
+//! operator crate would bring kube and k8s-openapi into the sanitizer build,
+//! minutes of compile for code this target never calls.
 //!
-//! Input: lines; the first is an owner, the second a host entry, the third a
-//! route, the rest a hosts file.
+//! Input: the plan as one line of JSON, then the hosts file.
 #![no_main]
 #![allow(dead_code)]
 
-#[path = "../../../operator/src/node_agent/mod.rs"]
-mod node_agent;
+// At the crate root, as siblings, the way they sit in the operator's
+// `node_agent` module (they name each other through `super::`).
+#[path = "../../../operator/src/node_agent/certs.rs"]
+mod certs;
+#[path = "../../../operator/src/node_agent/files.rs"]
+mod files;
+#[path = "../../../operator/src/node_agent/hosts_file.rs"]
+mod hosts_file;
+
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use node_agent::{certs, hosts_file, parse_host_entry, parse_owner, parse_route};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
-    let mut lines = s.splitn(4, '\n');
-    let (owner, entry, route, text) = (
-        lines.next().unwrap_or(""),
-        lines.next().unwrap_or(""),
-        lines.next().unwrap_or(""),
-        lines.next().unwrap_or(""),
-    );
-    let route = parse_route(route).ok();
-    if let Some(r) = &route {
+    let (plan, text) = s.split_once('\n').unwrap_or((s, ""));
+    let Ok(plan) = serde_json::from_str::<files::NodePlan>(plan) else { return };
+    let f = files::files(&plan, Path::new("/etc/containerd/certs.d"));
+    assert_eq!(f.lines.len() + f.hosts.len() + f.rejected.len(), plan.entries.len() + plan.hosts.len());
+    for h in &f.hosts {
         // The host names a directory under the certs dir: one plain component.
-        assert!(!r.host.is_empty() && !r.host.contains('/') && r.host != "." && r.host != "..", "{r:?}");
+        assert!(!h.host.is_empty() && !h.host.contains('/') && h.host != "." && h.host != "..", "{h:?}");
+        assert!(certs::is_ours(&h.toml), "{h:?}");
+        // One line of marker, nothing injected into the TOML through the URL.
+        assert!(!h.toml.lines().skip(2).any(|l| l.starts_with('#')), "{h:?}");
     }
-    let entry = parse_host_entry(entry).ok();
-    if let Some(e) = &entry {
-        assert!(!e.host.contains(char::is_whitespace) && !e.host.contains('#'), "{e:?}");
+    for l in &f.lines {
+        assert!(!l.host.contains(char::is_whitespace) && !l.host.contains('#'), "{l:?}");
     }
-    let Ok(owner) = parse_owner(owner) else { return };
-    // Adding this owner's lines, then removing them, gives back the other
-    // owners' lines untouched; adding twice is adding once.
-    let entries: Vec<_> = entry.into_iter().collect();
-    let added = hosts_file::with_entries(text, &owner, &entries);
-    assert_eq!(hosts_file::with_entries(&added, &owner, &entries), added);
-    let removed = hosts_file::without_owner(&added, &owner);
-    let others = hosts_file::without_owner(text, &owner);
+    // Writing the plan twice is writing it once; removing it gives back the
+    // administrator's lines untouched.
+    let added = hosts_file::with_lines(text, &f.lines);
+    assert_eq!(hosts_file::with_lines(&added, &f.lines), added);
+    let removed = hosts_file::without_ours(&added);
+    let others = hosts_file::without_ours(text);
     assert!(removed == others || removed == format!("{others}\n"), "{text:?} -> {added:?} -> {removed:?}");
-    if let Some(r) = &route {
-        let toml = certs::hosts_toml(&owner, r, false, true, None);
-        assert!(certs::owned_by(&toml, &owner));
-    }
 });
