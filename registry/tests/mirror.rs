@@ -603,13 +603,23 @@ fn the_size_bound_evicts_the_least_recently_used_blob_and_refetches_it_on_demand
         let r = http().get(mirror.url(&format!("/v2/bound/r{i}/blobs/{}", blobs[i].digest))).send().unwrap();
         assert_eq!(sha256_digest(&r.bytes().unwrap()), blobs[i].digest);
     };
+    // The client has the last byte before the mirror's commit (flushed to disk) is done.
+    let committed = |b: &Blob| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !data(b).exists() {
+            assert!(std::time::Instant::now() < deadline, "{} never committed to the cache", b.digest);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
     pull(0);
+    committed(&blobs[0]);
     pull(1);
-    assert!(data(&blobs[0]).exists() && data(&blobs[1]).exists());
+    committed(&blobs[1]);
     // 4 MiB cached, 3 MiB allowed: the next fetch first evicts the least recently used blob.
     pull(2);
     assert!(!data(&blobs[0]).exists(), "the least recently used blob was evicted");
-    assert!(data(&blobs[1]).exists() && data(&blobs[2]).exists());
+    committed(&blobs[2]);
+    assert!(data(&blobs[1]).exists());
     // Evicted content is fetched again on demand.
     pull(0);
     let path = format!("/v2/bound/r0/blobs/{}", blobs[0].digest);
