@@ -70,7 +70,8 @@ impl Board {
             Ok(mut guard) => guard.replace(next.clone()),
             Err(_) => return,
         };
-        let before = previous.map(|p| p.verdicts.clone()).unwrap_or_default();
+        let empty = BTreeMap::new();
+        let before = previous.as_ref().map_or(&empty, |p| &p.verdicts);
         for (key, verdict) in &next.verdicts {
             if before.get(key) != Some(verdict) {
                 let _ = self.wake.send(key.clone());
@@ -96,6 +97,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The plan could not be encoded; nothing is published (an empty plan would clear every node).
+    #[error("encoding the node plan: {0}")]
+    Encode(#[source] serde_json::Error),
     /// Writing the plan ConfigMap failed.
     #[error("publishing the node plan in ConfigMap {namespace}/{name}: {source}")]
     Publish {
@@ -200,7 +204,7 @@ async fn round(
         claims.extend(claims::of_mirror(&m, domain, &found));
     }
     let decision = decide(&ctx.settings.node.policy, domain, &claims);
-    let plan = serde_json::to_string_pretty(&decision.plan).unwrap_or_default();
+    let plan = serde_json::to_string_pretty(&decision.plan).map_err(Error::Encode)?;
     if published.as_deref() != Some(plan.as_str()) {
         write_plan(&ctx.client, &ctx.settings.node.namespace, &plan).await?;
         tracing::info!(hosts = decision.plan.hosts.len(), entries = decision.plan.entries.len(), "node plan published");

@@ -269,14 +269,7 @@ impl Upstream {
             refused.insert(key.0, Instant::now());
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Error::TooManyRequests {
-                upstream: self.label(),
-                retry_after: resp
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok()),
-            });
+            return Err(Error::TooManyRequests { upstream: self.label(), retry_after: retry_after(&resp) });
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
@@ -406,14 +399,9 @@ impl Upstream {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Error::Unauthorized { upstream: self.label(), message: format!("{repository}: {status}") }
             }
-            StatusCode::TOO_MANY_REQUESTS => Error::TooManyRequests {
-                upstream: self.label(),
-                retry_after: resp
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok()),
-            },
+            StatusCode::TOO_MANY_REQUESTS => {
+                Error::TooManyRequests { upstream: self.label(), retry_after: retry_after(&resp) }
+            }
             s => Error::Upstream { upstream: self.label(), status: s.as_u16(), message: format!("{repository}: {s}") },
         })
     }
@@ -508,6 +496,11 @@ impl fmt::Display for Missing {
 
 pub fn content_digest(headers: &HeaderMap) -> Option<Digest> {
     headers.get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
+
+/// A 429's `Retry-After` in seconds, when it is given as a number.
+fn retry_after(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]
