@@ -19,6 +19,7 @@ set -euo pipefail
 # ------------------------------------------------------------------ pins
 CRANE_VERSION=v0.20.8            # github.com/google/go-containerregistry/cmd/crane
 DISTRIBUTION_VERSION=v3.1.2      # github.com/distribution/distribution/v3/cmd/registry
+VERSITYGW_VERSION=v1.8.0         # github.com/versity/versitygw/cmd/versitygw (the S3 server; Apache-2.0)
 # github.com/opencontainers/distribution-spec/conformance. The spec v1.1.1
 # commit (a139cc423184af6078077b9b7ee336eddbd03f8f, pseudo-version
 # v0.0.0-20250123160558-a139cc423184) is refused by the Go module proxy that
@@ -147,6 +148,9 @@ go_tool crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane 
 # during the e2e, whose capture fails on any packet leaving the machine.
 CGO_ENABLED=0 go_tool crane-static "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane crane
 go_tool distribution-registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry registry
+go_tool versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw versitygw
+# The e2e's in-cluster S3 server runs from a scratch image: a static build.
+CGO_ENABLED=0 go_tool versitygw-static "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw versitygw
 
 # The OCI conformance suite is a Go test binary: compile it from a scratch
 # module that requires the spec repository at the pinned commit.

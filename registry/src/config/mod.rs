@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_yaml::{Mapping, Value};
 
+mod storage;
+pub use storage::*;
+
 /// The configuration used when `serve` is given no file: a development
 /// registry on loopback that needs no other service.
 pub const DEFAULT_CONFIG: &str = r#"
@@ -178,94 +181,6 @@ pub enum LogLevel {
 pub enum LogFormatter {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Storage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filesystem: Option<Filesystem>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete: Option<Enabled>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maintenance: Option<Maintenance>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<Cache>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<Redirect>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filesystem {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootdirectory: Option<String>,
-    /// Accepted for compatibility; reads use a thread per active transfer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maxthreads: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Enabled {
-    #[serde(default)]
-    pub enabled: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Maintenance {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uploadpurging: Option<UploadPurging>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readonly: Option<Enabled>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadPurging {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "week")]
-    pub age: GoDuration,
-    #[serde(default = "day")]
-    pub interval: GoDuration,
-    #[serde(default)]
-    pub dryrun: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-fn week() -> GoDuration {
-    GoDuration(Duration::from_secs(168 * 3600))
-}
-fn day() -> GoDuration {
-    GoDuration(Duration::from_secs(24 * 3600))
-}
-
-impl Default for UploadPurging {
-    fn default() -> Self {
-        UploadPurging { enabled: true, age: week(), interval: day(), dryrun: false }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cache {
-    /// Only `inmemory` is supported: parsed manifests are cached in memory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blobdescriptor: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blobdescriptorsize: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Redirect {
-    /// The filesystem backend never redirects; `disable: true` is the only behaviour.
-    #[serde(default)]
-    pub disable: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -487,11 +402,11 @@ impl TokenAuth {
 }
 
 /// Storage drivers registry:2 has that this build does not, with what to do instead.
-const UNSUPPORTED_DRIVERS: [(&str, &str); 6] = [
-    ("s3", "the S3 backend is not available in this build yet"),
+const UNSUPPORTED_DRIVERS: [(&str, &str); 5] = [
     (
         "oss",
-        "Aliyun OSS is not supported; OSS speaks the S3 API, so use the s3 driver with regionendpoint once it lands",
+        "the oss driver is not supported; Aliyun OSS speaks the S3 API: use storage.s3 with \
+         regionendpoint: https://oss-<region>.aliyuncs.com and forcepathstyle: false",
     ),
     ("azure", "Azure Blob storage is not supported; use filesystem or s3"),
     ("gcs", "Google Cloud Storage is not supported; GCS has an S3-compatible API, use the s3 driver"),
@@ -533,8 +448,18 @@ impl Config {
                 return Err(key_error("version", format!("only version 0.1 exists, got `{s}`")));
             }
         }
-        if self.storage.filesystem.is_none() {
-            return Err(key_error("storage", "no storage driver configured; set storage.filesystem.rootdirectory"));
+        match (&self.storage.filesystem, &self.storage.s3) {
+            (None, None) => {
+                return Err(key_error(
+                    "storage",
+                    "no storage driver configured; set storage.filesystem.rootdirectory or storage.s3",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(key_error("storage", "set one storage driver: filesystem or s3, not both"));
+            }
+            (None, Some(s3)) => s3.validate().map_err(|(key, why)| key_error(key, why))?,
+            (Some(_), None) => {}
         }
         if let Some(cache) = &self.storage.cache
             && let Some(bd) = &cache.blobdescriptor
