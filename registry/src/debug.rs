@@ -47,7 +47,9 @@ impl Health {
             if *unready != now {
                 match &now {
                     None => tracing::info!(storage = self.registry.storage_name(), "storage is usable: ready"),
-                    Some(why) => tracing::error!(storage = self.registry.storage_name(), reason = %why, "storage is not usable: not ready"),
+                    Some(why) => {
+                        tracing::error!(storage = self.registry.storage_name(), reason = %why, "storage is not usable: not ready")
+                    }
                 }
                 *unready = now;
             }

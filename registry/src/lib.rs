@@ -39,10 +39,14 @@ pub struct App {
     pub router: axum::Router,
 }
 
-pub fn build(config: &Config) -> anyhow::Result<App> {
-    // reqwest (the S3 client) uses rustls with the process's provider: ring,
-    // as everywhere else in this binary.
+/// reqwest 0.13 (the S3 client) uses rustls with the process's provider:
+/// ring, as everywhere else in this binary. Idempotent.
+pub fn install_crypto_provider() {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn build(config: &Config) -> anyhow::Result<App> {
+    install_crypto_provider();
     let backend: Arc<dyn storage::Backend> = match &config.storage.s3 {
         Some(s3) => Arc::new(storage::s3::S3::new(s3).map_err(anyhow::Error::msg)?),
         None => {

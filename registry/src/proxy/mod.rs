@@ -29,11 +29,11 @@ use futures::StreamExt;
 use crate::registry::Registry;
 use crate::registry::digest::{Digest, Hasher};
 use crate::registry::reference::{Reference, RepoName};
-use std::sync::atomic::Ordering;
 pub use access::Probe;
 use access::{Confirmations, CredKey};
 use cache::Cache;
 use single_flight::{BlobFlight, Flights, Progress, Publisher};
+use std::sync::atomic::Ordering;
 use upstream::{Credentials, Missing, Upstream};
 
 /// Why the mirror could not serve something.
@@ -504,4 +504,3 @@ impl Mirror {
         self.manifests.len() + self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
-

@@ -51,7 +51,13 @@ impl Registry {
 
     /// Stores a manifest the caller has verified against `digest`, in the
     /// registry's commit order: bytes, revision link, tag index, tag current.
-    pub async fn manifest_ingest(&self, repo: &RepoName, digest: &Digest, body: Bytes, tag: Option<&Tag>) -> Result<()> {
+    pub async fn manifest_ingest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: Bytes,
+        tag: Option<&Tag>,
+    ) -> Result<()> {
         let blob_key = Path::BlobData(digest).key();
         if self.backend.stat(&blob_key).await.is_err() {
             self.backend.put(&blob_key, body).await?;

@@ -65,11 +65,13 @@ impl Session {
             Err(e) if e.is_not_found() => return Err(Error::UploadUnknown),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_slice(&raw).map_err(|e| Error::Storage(StorageError::Other {
-            op: "read",
-            key,
-            message: format!("the upload session's state does not parse: {e}"),
-        }))
+        serde_json::from_slice(&raw).map_err(|e| {
+            Error::Storage(StorageError::Other {
+                op: "read",
+                key,
+                message: format!("the upload session's state does not parse: {e}"),
+            })
+        })
     }
 
     /// Records the session. Scratch: a power loss may lose a session, and
@@ -252,7 +254,6 @@ impl<'a> Appender<'a> {
         }
         Ok(())
     }
-
 }
 
 /// Takes the first `n` bytes off `chunks`, splitting one chunk if needed.

@@ -64,7 +64,10 @@ pub async fn run(b: &dyn Backend) {
 
     // a one-part object may be small, and an empty one is an object too
     let id = b.parts_start("suite/small").await.unwrap();
-    let t = b.put_part("suite/small", &id, 0, 0, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cdef")]).await.unwrap();
+    let t = b
+        .put_part("suite/small", &id, 0, 0, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cdef")])
+        .await
+        .unwrap();
     b.parts_finish("suite/small", &id, vec![t]).await.unwrap();
     assert_eq!(&b.get("suite/small").await.unwrap()[..], b"abcdef");
     let id = b.parts_start("suite/empty").await.unwrap();

@@ -94,7 +94,8 @@ impl S3 {
             .with_timeout_disabled()
             .with_read_timeout(Duration::from_secs(60));
         if let Some(ua) = &c.useragent {
-            let ua = HeaderValue::from_str(ua).map_err(|_| "storage.s3.useragent: not a valid header value".to_string())?;
+            let ua =
+                HeaderValue::from_str(ua).map_err(|_| "storage.s3.useragent: not a valid header value".to_string())?;
             options = options.with_user_agent(ua);
         }
         b = b.with_client_options(options).with_retry(RetryConfig {
@@ -170,7 +171,9 @@ impl S3 {
             .try_collect::<Vec<PartId>>()
             .await;
         let finished = match parts {
-            Ok(parts) => self.store.complete_multipart(&dst, &id, parts).await.map(drop).map_err(|e| err("copy", to, e)),
+            Ok(parts) => {
+                self.store.complete_multipart(&dst, &id, parts).await.map(drop).map_err(|e| err("copy", to, e))
+            }
             Err(e) => Err(e),
         };
         if finished.is_err() {
