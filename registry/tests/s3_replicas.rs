@@ -301,3 +301,31 @@ fn s3_down_mid_push_is_a_503_and_the_retry_succeeds() {
     let got = client.get(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap().bytes().unwrap();
     assert_eq!(sha256_digest(&got), digest);
 }
+
+#[test]
+fn blob_gets_redirect_to_the_store_unless_disabled_and_heads_never_do() {
+    let s3 = S3Server::start(BUCKET);
+    let config = s3.registry_config(BUCKET, "/", "", SECRET).replace("  redirect:\n    disable: true\n", "");
+    let reg = RegistryProcess::start(Kind::Wharf, &config);
+    let data = Rng::new(8).bytes(3 << 20);
+    let digest = sha256_digest(&data);
+    let client = http();
+    let resp =
+        client.post(reg.url(&format!("/v2/r/blobs/uploads/?digest={digest}"))).body(data.clone()).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{:?}", resp.text());
+    let no_follow =
+        reqwest::blocking::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = no_follow.get(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 307);
+    let to = header(&resp, "location");
+    assert!(to.starts_with(&s3.endpoint()) && to.contains("X-Amz-Signature"), "{to}");
+    let got = no_follow.get(&to).send().unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(sha256_digest(&got.bytes().unwrap()), digest, "the presigned URL serves the blob");
+    let head = no_follow.head(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap();
+    assert_eq!(head.status().as_u16(), 200, "HEAD is answered here");
+    assert_eq!(header(&head, "content-length"), data.len().to_string());
+    // An unknown blob is a 404 here, not a redirect to a missing object.
+    let missing = sha256_digest(b"missing");
+    assert_eq!(no_follow.get(reg.url(&format!("/v2/r/blobs/{missing}"))).send().unwrap().status().as_u16(), 404);
+}

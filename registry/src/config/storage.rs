@@ -169,7 +169,8 @@ pub const S3_MIN_PART: u64 = 5 << 20;
 pub const S3_MAX_PART: u64 = 5 << 30;
 
 impl S3 {
-    pub const DEFAULT_CHUNK: u64 = 10 << 20;
+    /// registry:2 uses 10 MiB; 16 MiB lets 10,000 parts hold a 156 GiB blob.
+    pub const DEFAULT_CHUNK: u64 = 16 << 20;
     pub const DEFAULT_COPY_CHUNK: u64 = 32 << 20;
     pub const DEFAULT_COPY_CONCURRENCY: u64 = 100;
     pub const DEFAULT_COPY_THRESHOLD: u64 = 32 << 20;
