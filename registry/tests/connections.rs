@@ -240,7 +240,9 @@ async fn a_request_outlasting_the_header_timeout_completes() {
     let limits = Limits { read_header: Duration::from_secs(1), ..Limits::default() };
     let srv = start(limits, open()).await;
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"POST /v2/slow/blobs/uploads/ HTTP/1.1\r\nHost: reg.test\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    conn.write_all(b"POST /v2/slow/blobs/uploads/ HTTP/1.1\r\nHost: reg.test\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
     let head = read_response(&mut conn).await;
     assert!(head.starts_with("HTTP/1.1 202"), "{head}");
     let location = head
