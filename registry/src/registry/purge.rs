@@ -1,6 +1,7 @@
 //! Upload purging (`storage.maintenance.uploadpurging`): removes upload
 //! sessions older than `age`, every `interval`, as registry:2 does.
 
+use crate::storage::paths;
 use std::time::{Duration, SystemTime};
 
 use crate::storage::paths::Path;
@@ -13,7 +14,7 @@ impl Registry {
     pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<usize> {
         let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut purged = 0;
-        for repo in self.repositories_with(&["_uploads"]).await? {
+        for repo in self.repositories_with(&[paths::UPLOADS_DIR]).await? {
             let root = Path::UploadsRoot(repo.as_str()).key();
             let ids = match self.backend.list(&root).await {
                 Ok(ids) => ids,

@@ -112,6 +112,7 @@ impl S3 {
                 ),
             };
         }
+        crate::install_crypto_provider();
         let store = b.build().map_err(|e| format!("storage.s3: {e}"))?;
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(c.skipverify.unwrap_or(false))
