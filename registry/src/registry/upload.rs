@@ -154,11 +154,12 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         self.check_writable()?;
-        let mut s = self.session(repo, id).await?;
+        // Made-up ids are refused before they get a lock entry.
+        self.session(repo, id).await?;
         let entry = self.uploads.entry(id);
         let _held = entry.lock.lock().await;
         // Again under the lock: a request that held it may have moved it on.
-        s = Session::load(self.backend.as_ref(), repo.as_str(), id).await.or(Ok::<_, Error>(s))?;
+        let mut s = self.session(repo, id).await?;
         if s.finished {
             return Err(Error::UploadInvalid("the upload is being completed; it takes no more chunks".into()));
         }
