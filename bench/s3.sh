@@ -400,7 +400,8 @@ if [[ -n $COPY_THRESHOLD ]]; then
 else
     copy_note="\`chunksize\` and the multipart copy settings at their defaults"
 fi
-vgw_version=$(versitygw --version 2>/dev/null | awk '$1 == "Version" {print $3; exit}')
+# versitygw built by go install reports "git"; scripts/tools.sh pins the version.
+vgw_version=$(sed -n 's/^VERSITYGW_VERSION=\([^[:space:]]*\).*/\1/p' "$ROOT/scripts/tools.sh" 2>/dev/null || true)
 crane_version=$(crane version 2>/dev/null || echo "?")
 
 {
