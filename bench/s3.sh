@@ -437,6 +437,11 @@ $RUNS run(s); each cell is the median, then every run in order. MB/s are 10^6 by
 | pull ≥ distribution | ≥ $D_PULL MB/s | $W_PULL MB/s ($(ratio "$W_PULL" "$D_PULL")×) | $(verdict "$(ratio "$W_PULL" "$D_PULL")" "$PULL_MIN") |
 | peak RSS in the $CONC pulls ≤ ¼ of distribution | ≤ $(awk -v d="$D_PEAK" 'BEGIN {printf "%.1f", d / 4 / 1024}') MiB | $(awk -v d="$W_PEAK" 'BEGIN {printf "%.1f", d / 1024}') MiB ($(ratio "$W_PEAK" "$D_PEAK")×) | $(verdict "$(ratio "$W_PEAK" "$D_PEAK")" "$RSS_MAX" "<=") |
 
+$(awk -v wr="$(med wharf push_cpu)" -v wv="$(med wharf push_s3_cpu)" -v dr="$(med distribution push_cpu)" -v dv="$(med distribution push_s3_cpu)" -v n="$(nproc)" 'BEGIN {
+    w = wr + wv; d = dr + dv
+    if (w > 0) printf "Reading the push: registry, versitygw and crane share the %d cores, so the push is bound by their CPU per byte. wharf and versitygw spent %.2f + %.2f = %.2f CPU s/GiB on a wharf push, distribution and versitygw %.2f + %.2f = %.2f on a distribution push: with the cores saturated, the push ratio cannot exceed about %.2f×, however little the registry itself spends, because versitygw'"'"'s share (receiving and checking each part, joining the parts, the copy to the digest'"'"'s key) is most of it. Against an S3 service on other machines that share is not on the registry'"'"'s cores.\n", n, wr, wv, w, dr, dv, d, d / w
+}')
+
 Method:
 
 - versitygw (\`versitygw --quiet --access … --secret … --port 127.0.0.1:P posix DIR\`)
