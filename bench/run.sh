@@ -55,7 +55,7 @@ while (($#)); do
     --no-auth) AUTH=0 ;;
     --no-operator) OPERATOR=0 ;;
     --check) CHECK=$2; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
