@@ -3,8 +3,11 @@
 # with nginx serving the same bytes as files for comparison, all measured in
 # one run with the same client (curl for transfers, wrk for manifest GETs).
 #
-# Then bench/mirror.sh (the pull-through cache: cold and warm pulls through a
-# wharf mirror against direct and local pulls), bench/auth.sh (pulls through
+# Then bench/s3.sh (wharf and distribution on the same S3 server, versitygw:
+# push, pull, 50 concurrent pulls, against versitygw's own GET),
+# bench/mirror.sh (the pull-through cache: cold and warm pulls through a
+# wharf mirror against direct and local pulls, behind 1 Gbit/s, 10 Gbit/s and
+# no link, with filesystem and S3 storage), bench/auth.sh (pulls through
 # htpasswd auth against an open registry) and bench/operator.sh (the
 # operator with 100 Registries on a real kube-apiserver) run, and their
 # sections are appended to the same document.
@@ -13,7 +16,7 @@
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
 # Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
-# --no-mirror, --no-auth, --no-operator (leave those sections out), --check FILE
+# --no-s3, --no-mirror, --no-auth, --no-operator (leave those sections out), --check FILE
 # (run nothing: exit as a run that wrote FILE would, by its **FAIL** rows).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
 # prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
@@ -34,6 +37,7 @@ QUICK=0
 RUNS=""
 OUT=""
 BUILD=1
+S3=1
 MIRROR=1
 AUTH=1
 OPERATOR=1
@@ -46,11 +50,12 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --out=*) OUT=${1#*=} ;;
     --no-build) BUILD=0 ;;
+    --no-s3) S3=0 ;;
     --no-mirror) MIRROR=0 ;;
     --no-auth) AUTH=0 ;;
     --no-operator) OPERATOR=0 ;;
     --check) CHECK=$2; shift ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -520,8 +525,9 @@ mkdir -p "$(dirname "$OUT")"
 
 Written by \`bench/run.sh\`, mode: $mode, on $(date -u '+%Y-%m-%d %H:%M UTC').
 Re-run with \`make bench\`; \`bash bench/run.sh --quick\` is a small version for iterating.
-After the registry results come the pull-through cache (\`bench/mirror.sh\`) and
-the operator at scale (\`bench/operator.sh\`), each with its own method and targets.
+After the registry results come S3 storage (\`bench/s3.sh\`), the pull-through
+cache (\`bench/mirror.sh\`), auth (\`bench/auth.sh\`) and the operator at scale
+(\`bench/operator.sh\`), each with its own method and targets.
 
 | | |
 |---|---|
@@ -651,6 +657,9 @@ sub_bench() {
             "$name" "$script" "$rc" >>"$OUT"
     fi
 }
+if ((S3)); then
+    if [[ -n $RUNS ]]; then sub_bench s3 s3.sh --runs "$RUNS"; else sub_bench s3 s3.sh; fi
+fi
 if ((MIRROR)); then
     if [[ -n $RUNS ]]; then sub_bench mirror mirror.sh --runs "$RUNS"; else sub_bench mirror mirror.sh; fi
 fi
