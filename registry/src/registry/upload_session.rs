@@ -23,8 +23,9 @@ use super::digest::{Algorithm, Hasher};
 use super::{Error, Result};
 
 /// Writes to a backend that appends are handed over in batches of this size,
-/// each written while the next one is received and hashed.
-const APPEND_BATCH: usize = 1024 * 1024;
+/// each written while the next one is received and hashed (each batch is one
+/// open and one vectored write: larger batches mean fewer system calls).
+const APPEND_BATCH: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Session {

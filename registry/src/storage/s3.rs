@@ -98,6 +98,10 @@ impl S3 {
                 HeaderValue::from_str(ua).map_err(|_| "storage.s3.useragent: not a valid header value".to_string())?;
             options = options.with_user_agent(ua);
         }
+        // Over TLS the payload's integrity is TLS's: signing it would hash
+        // every part a second time (the digest already hashes it once).
+        let tls = endpoint.as_deref().is_none_or(|e| e.starts_with("https://"));
+        b = b.with_unsigned_payload(tls);
         b = b.with_client_options(options).with_retry(RetryConfig {
             max_retries: 3,
             retry_timeout: Duration::from_secs(20),
