@@ -42,17 +42,21 @@ impl Health {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            let now = self.registry.check_storage().await.err().map(|e| e.to_string());
-            let mut unready = self.unready.lock().unwrap_or_else(|p| p.into_inner());
-            if *unready != now {
-                match &now {
-                    None => tracing::info!(storage = self.registry.storage_name(), "storage is usable: ready"),
-                    Some(why) => {
-                        tracing::error!(storage = self.registry.storage_name(), reason = %why, "storage is not usable: not ready")
-                    }
-                }
-                *unready = now;
+            self.check_ready().await;
+        }
+    }
+
+    /// Checks storage once and records (and logs, on a change) the answer.
+    pub async fn check_ready(&self) {
+        let now = self.registry.check_storage().await.err().map(|e| e.to_string());
+        let mut unready = self.unready.lock().unwrap_or_else(|p| p.into_inner());
+        if *unready != now {
+            let storage = self.registry.storage_name();
+            match &now {
+                None => tracing::info!(storage, "storage is usable: ready"),
+                Some(why) => tracing::error!(storage, reason = %why, "storage is not usable: not ready"),
             }
+            *unready = now;
         }
     }
 

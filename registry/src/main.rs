@@ -132,6 +132,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(h) = &storage_health {
         tokio::spawn(health.clone().watch(h.interval.0));
     }
+    // A first answer before anything listens, so a probe never sees "not
+    // checked yet" from a healthy store; an unreachable one is not waited for.
+    let _ = tokio::time::timeout(Duration::from_secs(3), health.check_ready()).await;
     tokio::spawn(health.clone().watch_ready(Duration::from_secs(5)));
     if let Some(d) = &config.http.debug
         && let Some(debug_addr) = &d.addr
