@@ -7,8 +7,11 @@
 //! - [`storage`]: registry:2's layout over a key/bytes [`storage::Backend`].
 //!
 //! [`proxy`] (the pull-through cache) sits beside `registry`: `api::proxy`
-//! calls it for mirrored repositories, and it reads through `registry` and
-//! writes cached content into `storage`.
+//! calls it for mirrored repositories, and it reads and fills the cache
+//! through `registry`'s operations.
+//!
+//! [`oci`] (digests, repository names, references) is the leaf both
+//! `registry` and `storage` speak in.
 //!
 //! Around them: [`config`] (config.yml and `REGISTRY_*`), [`server`]
 //! (listener and graceful shutdown), [`debug`] (health, readiness,
@@ -19,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod debug;
 pub mod metrics;
+pub mod oci;
 pub mod proxy;
 pub mod registry;
 pub mod server;

@@ -6,6 +6,7 @@
 //! This module calls nothing in `api`, `registry` or `storage`.
 
 pub mod access;
+pub mod algorithm;
 pub mod htpasswd;
 pub mod htpasswd_rule;
 pub mod keys;
@@ -24,9 +25,9 @@ use std::time::Duration;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::Algorithm;
 
 use crate::config;
+pub use algorithm::parse_algorithm;
 use htpasswd::Htpasswd;
 use keys::KeySet;
 use ratelimit::LoginLimiter;
@@ -35,23 +36,6 @@ use scope::Access;
 use token::Verifier;
 use token_service::{ServiceConfig, TokenService};
 use verify::PasswordCheck;
-
-/// Parses an algorithm name from `signingalgorithms`.
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
-    use Algorithm as A;
-    Ok(match name.to_ascii_uppercase().as_str() {
-        "RS256" => A::RS256,
-        "RS384" => A::RS384,
-        "RS512" => A::RS512,
-        "PS256" => A::PS256,
-        "PS384" => A::PS384,
-        "PS512" => A::PS512,
-        "ES256" => A::ES256,
-        "ES384" => A::ES384,
-        "EDDSA" => A::EdDSA,
-        other => return Err(format!("unknown or unsupported signing algorithm `{other}`")),
-    })
-}
 
 /// Who made a request and what they may do.
 #[derive(Debug, Clone)]
@@ -167,7 +151,7 @@ impl Auth {
         Auth { method: Method::Open, limiter: LoginLimiter::default(), passwords: PasswordCheck::default() }
     }
 
-    pub fn from_config(c: Option<&config::Auth>) -> Result<Auth, String> {
+    pub fn from_config(c: Option<&config::auth::Auth>) -> Result<Auth, String> {
         let Some(c) = c else { return Ok(Auth::open()) };
         let method = if let Some(h) = &c.htpasswd {
             let users = ReloadingFile::open(&h.path, Htpasswd::parse).map_err(|e| format!("auth.htpasswd.path {e}"))?;

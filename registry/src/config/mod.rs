@@ -3,14 +3,19 @@
 //! not support by its full path. Nothing is silently ignored.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
+pub mod auth;
+mod env;
+pub mod proxy;
 mod storage;
+mod values;
+pub use auth::*;
 pub use storage::*;
+pub use values::*;
 
 /// The configuration used when `serve` is given no file: a development
 /// registry on loopback that needs no other service.
@@ -28,104 +33,6 @@ http:
   addr: 127.0.0.1:5000
 "#;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("config is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
-    #[error("{path}: {message}")]
-    Key { path: String, message: String },
-    #[error("environment variable {var}: {message}")]
-    Env { var: String, message: String },
-}
-
-pub(crate) fn key_error(path: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key { path: path.to_string(), message: message.into() }
-}
-
-/// A duration in Go's syntax (`300ms`, `10s`, `1h30m`), as registry:2 writes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GoDuration(pub Duration);
-
-impl GoDuration {
-    pub fn parse(s: &str) -> Option<Duration> {
-        let s = s.trim();
-        if s == "0" {
-            return Some(Duration::ZERO);
-        }
-        let mut total = 0f64;
-        let mut rest = s;
-        if rest.is_empty() {
-            return None;
-        }
-        while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-            let (num, after) = rest.split_at(num_end);
-            let n: f64 = num.parse().ok()?;
-            let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
-            let (unit, after) = after.split_at(unit_end);
-            let scale = match unit {
-                "ns" => 1e-9,
-                "us" | "µs" => 1e-6,
-                "ms" => 1e-3,
-                "s" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return None,
-            };
-            total += n * scale;
-            rest = after;
-        }
-        // Go's durations stop at ~292 years; `from_secs_f64` would panic past u64 seconds.
-        Duration::try_from_secs_f64(total).ok()
-    }
-}
-
-impl<'de> Deserialize<'de> for GoDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let s = match &v {
-            Value::String(s) => s.clone(),
-            // A bare integer is nanoseconds in Go's yaml decoding of time.Duration.
-            Value::Number(n) => {
-                return n.as_u64().map(|ns| GoDuration(Duration::from_nanos(ns))).ok_or_else(|| {
-                    serde::de::Error::custom("duration must be a non-negative integer or a string like 10s")
-                });
-            }
-            _ => return Err(serde::de::Error::custom("duration must be a string like 10s, 5m or 1h30m")),
-        };
-        GoDuration::parse(&s).map(GoDuration).ok_or_else(|| {
-            serde::de::Error::custom(format!("`{s}` is not a duration (use e.g. 300ms, 10s, 5m, 1h30m)"))
-        })
-    }
-}
-
-impl Serialize for GoDuration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", self.0.as_secs_f64()))
-    }
-}
-
-/// Accepts any YAML scalar as a string (`secret: 123456` is a string in registry:2).
-pub(crate) fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(_) => Err(serde::de::Error::custom("expected a string")),
-    }
-}
-
-/// Secrets print as `<redacted>` in `config check`.
-pub(crate) fn redact<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -141,7 +48,7 @@ pub struct Config {
     pub auth: Option<Auth>,
     /// Pull-through cache (issue 4): typed and validated in `crate::proxy::config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<crate::proxy::config::Proxy>,
+    pub proxy: Option<proxy::Proxy>,
     #[serde(default)]
     pub health: Health,
 }
@@ -285,122 +192,6 @@ fn three() -> u32 {
     3
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub htpasswd: Option<HtpasswdAuth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<TokenAuth>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HtpasswdAuth {
-    pub realm: String,
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenAuth {
-    /// A URL, or `auto` to build it from each request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub realm: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootcertbundle: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signingalgorithms: Option<Vec<String>>,
-    /// registry:2's way of saying `realm: auto`.
-    #[serde(default)]
-    pub autoredirect: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub autoredirectpath: Option<String>,
-    /// Development only: allow a realm on localhost or a bare host name.
-    #[serde(default)]
-    pub allowlocalrealm: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<BuiltinTokenService>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuiltinTokenService {
-    /// PKCS#8 PEM ECDSA P-256 private key (tokens are ES256).
-    pub signingkey: String,
-    /// bcrypt htpasswd file of users.
-    pub users: String,
-    /// Access rules file (groups and rules).
-    pub access: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiration: Option<GoDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refreshexpiration: Option<GoDuration>,
-}
-
-impl Auth {
-    fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.htpasswd, &self.token) {
-            (Some(_), Some(_)) => Err(key_error("auth", "configure one of htpasswd and token, not both")),
-            (None, None) => Err(key_error("auth", "no auth method configured (htpasswd or token)")),
-            (Some(h), None) => {
-                if h.path.is_empty() {
-                    return Err(key_error("auth.htpasswd.path", "is required"));
-                }
-                Ok(())
-            }
-            (None, Some(t)) => t.validate(),
-        }
-    }
-}
-
-impl TokenAuth {
-    /// True when the realm is built from each request.
-    pub fn realm_is_auto(&self) -> bool {
-        self.autoredirect || self.realm.as_deref() == Some("auto") || (self.realm.is_none() && self.builtin.is_some())
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !self.realm_is_auto() {
-            let realm =
-                self.realm.as_deref().ok_or_else(|| key_error("auth.token.realm", "is required (a URL or `auto`)"))?;
-            if !self.allowlocalrealm {
-                crate::auth::realm::check(realm).map_err(|m| {
-                    key_error(
-                        "auth.token.realm",
-                        format!("{m} (set auth.token.allowlocalrealm: true to allow it for development)"),
-                    )
-                })?;
-            }
-        }
-        if self.service.as_deref().unwrap_or("").is_empty() {
-            return Err(key_error("auth.token.service", "is required: the audience tokens must name"));
-        }
-        if self.issuer.as_deref().unwrap_or("").is_empty() {
-            return Err(key_error("auth.token.issuer", "is required: the issuer tokens must name"));
-        }
-        if self.rootcertbundle.is_none() && self.jwks.is_none() && self.builtin.is_none() {
-            return Err(key_error("auth.token", "no keys to verify tokens: set rootcertbundle, jwks or builtin"));
-        }
-        for alg in self.signingalgorithms.iter().flatten() {
-            if alg.to_ascii_uppercase().starts_with("HS") {
-                return Err(key_error(
-                    "auth.token.signingalgorithms",
-                    format!("{alg} is refused: HMAC needs a shared secret, which lets every holder mint tokens"),
-                ));
-            }
-            crate::auth::parse_algorithm(alg).map_err(|m| key_error("auth.token.signingalgorithms", m))?;
-        }
-        Ok(())
-    }
-}
-
 /// Storage drivers registry:2 has that this build does not, with what to do instead.
 const UNSUPPORTED_DRIVERS: [(&str, &str); 5] = [
     (
@@ -421,7 +212,7 @@ impl Config {
         if tree.is_null() {
             tree = Value::Mapping(Mapping::new());
         }
-        apply_env(&mut tree, env)?;
+        env::apply_env(&mut tree, env)?;
         check_known_unsupported(&tree)?;
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
@@ -553,75 +344,6 @@ fn check_known_unsupported(tree: &Value) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// Applies registry:2's environment overrides: `REGISTRY_A_B_C=v` sets
-/// `a.b.c` (case-insensitive, matching existing keys), with `v` parsed as YAML.
-fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> =
-        env.into_iter().filter(|(k, _)| k.starts_with("REGISTRY_") && k != "REGISTRY_CONFIGURATION_PATH").collect();
-    // Shorter paths first, so REGISTRY_STORAGE=s3 applies before REGISTRY_STORAGE_S3_BUCKET.
-    vars.sort_by_key(|(k, _)| k.len());
-    for (var, raw) in vars {
-        let segments: Vec<String> = var["REGISTRY_".len()..].split('_').map(str::to_lowercase).collect();
-        if segments.iter().any(String::is_empty) {
-            return Err(ConfigError::Env { var, message: "empty path segment".into() });
-        }
-        let value: Value = serde_yaml::from_str(&raw).unwrap_or(Value::String(raw.clone()));
-        // A value that YAML reads as a map or list only when it was meant as one.
-        let value = match value {
-            Value::Null if !raw.is_empty() => Value::String(raw.clone()),
-            v => v,
-        };
-        if segments.len() == 1 && segments[0] == "storage" {
-            // REGISTRY_STORAGE=<driver> selects the driver.
-            let driver = value.as_str().unwrap_or_default().to_string();
-            let storage = entry(tree, "storage");
-            if let Some(m) = storage.as_mapping_mut() {
-                m.insert(Value::String(driver), Value::Mapping(Mapping::new()));
-            }
-            continue;
-        }
-        let mut node = &mut *tree;
-        for seg in &segments[..segments.len() - 1] {
-            node = entry(node, seg);
-        }
-        let last = &segments[segments.len() - 1];
-        if let Some(m) = node.as_mapping_mut() {
-            let key = existing_key(m, last).unwrap_or_else(|| Value::String(last.clone()));
-            m.insert(key, value);
-        } else {
-            return Err(ConfigError::Env { var, message: "overrides a key whose parent is not a mapping".into() });
-        }
-    }
-    Ok(())
-}
-
-fn existing_key(m: &Mapping, name: &str) -> Option<Value> {
-    m.keys().find(|k| k.as_str().is_some_and(|s| s.eq_ignore_ascii_case(name))).cloned()
-}
-
-/// The child mapping `name` of `node`, created (or replacing a scalar) when needed.
-/// A tagged mapping (`!tag {a: b}`) is a mapping too: `as_mapping_mut` looks
-/// through the tag, as `is_mapping` does (matching `Value::Mapping` alone
-/// panicked on one, found by fuzzing).
-fn entry<'a>(node: &'a mut Value, name: &str) -> &'a mut Value {
-    if node.as_mapping_mut().is_none() {
-        *node = Value::Mapping(Mapping::new());
-    }
-    let Some(m) = node.as_mapping_mut() else { unreachable!("just made a mapping") };
-    let key = existing_key(m, name).unwrap_or_else(|| Value::String(name.to_string()));
-    let child = m.entry(key).or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !child.is_mapping() {
-        *child = Value::Mapping(Mapping::new());
-    }
-    child
-}
-
-impl fmt::Display for GoDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
 }
 
 #[cfg(test)]

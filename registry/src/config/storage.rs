@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::GoDuration;
+use super::values::GoDuration;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -109,14 +109,14 @@ pub struct S3 {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::redact",
+        serialize_with = "super::values::redact",
         deserialize_with = "lenient::string"
     )]
     pub secretkey: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::redact",
+        serialize_with = "super::values::redact",
         deserialize_with = "lenient::string"
     )]
     pub sessiontoken: Option<String>,

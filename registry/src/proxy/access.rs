@@ -10,13 +10,10 @@
 //! applies to content, never to a client the upstream never vouched for.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use super::upstream::Credentials;
+use super::upstream::{CredKey, Credentials};
 use super::{Error, Mirror, Target};
 use crate::registry::digest::Digest;
 use crate::registry::reference::Reference;
@@ -30,20 +27,6 @@ pub const STALE_ACCESS_TTL: Duration = Duration::from_secs(60 * 60);
 /// Entries kept before expired ones are dropped (and, past twice this, the
 /// ones older than `CONFIRM_TTL`).
 const PRUNE_AT: usize = 10_000;
-
-pub type CredKey = [u8; 32];
-
-/// A keyed hash of Basic credentials, with a random key per process.
-pub fn credential_key(user: &str, password: &str) -> CredKey {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    let key = KEY.get_or_init(rand::random::<[u8; 32]>);
-    // HMAC accepts keys of any length; this cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return [0xff; 32] };
-    mac.update(user.as_bytes());
-    mac.update(b"\0");
-    mac.update(password.as_bytes());
-    mac.finalize().into_bytes().into()
-}
 
 type Key = (CredKey, String, String);
 
@@ -135,6 +118,7 @@ pub enum Probe<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::upstream::credential_key;
 
     #[test]
     fn keys_are_keyed_and_distinct() {
@@ -143,7 +127,7 @@ mod tests {
         assert_ne!(a, credential_key("alice", "q"));
         assert_ne!(a, credential_key("alicep", ""), "the separator keeps user and password apart");
         let plain: [u8; 32] = {
-            use sha2::Digest as _;
+            use sha2::{Digest as _, Sha256};
             Sha256::digest(b"alice\0p").into()
         };
         assert_ne!(a, plain, "not a plain hash of the password");

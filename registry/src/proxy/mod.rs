@@ -16,7 +16,8 @@
 
 pub mod access;
 pub mod cache;
-pub mod config;
+/// The `proxy:` section lives with the rest of the configuration.
+pub use crate::config::proxy as config;
 pub mod single_flight;
 pub mod upstream;
 
@@ -29,11 +30,12 @@ use futures::StreamExt;
 use crate::registry::Registry;
 use crate::registry::digest::{Digest, Hasher};
 use crate::registry::reference::{Reference, RepoName};
+use access::Confirmations;
 pub use access::Probe;
-use access::{Confirmations, CredKey};
 use cache::Cache;
 use single_flight::{BlobFlight, Flights, Progress, Publisher};
 use std::sync::atomic::Ordering;
+use upstream::CredKey;
 use upstream::{Credentials, Missing, Upstream};
 
 /// Why the mirror could not serve something.

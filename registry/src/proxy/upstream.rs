@@ -11,12 +11,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::Error;
 use crate::registry::digest::Digest;
@@ -25,6 +27,20 @@ use crate::registry::digest::Digest;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.artifact.manifest.v1+json";
+
+pub type CredKey = [u8; 32];
+
+/// A keyed hash of Basic credentials, with a random key per process.
+pub fn credential_key(user: &str, password: &str) -> CredKey {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(rand::random::<[u8; 32]>);
+    // HMAC accepts keys of any length; this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return [0xff; 32] };
+    mac.update(user.as_bytes());
+    mac.update(b"\0");
+    mac.update(password.as_bytes());
+    mac.finalize().into_bytes().into()
+}
 
 /// Whom the mirror speaks for upstream.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
@@ -43,7 +59,7 @@ impl Credentials {
     pub fn key(&self) -> [u8; 32] {
         match self {
             Credentials::Anonymous => [0; 32],
-            Credentials::Basic { user, password } => super::access::credential_key(user, password),
+            Credentials::Basic { user, password } => credential_key(user, password),
         }
     }
 

@@ -8,14 +8,14 @@
 //! `crate::storage`.
 
 pub mod blobs;
+// The names are the leaf `oci` module's; re-exported where callers know them.
+pub use crate::oci::{digest, reference};
 pub mod catalog;
-pub mod digest;
 pub mod gc;
 mod ingest;
 pub mod manifest;
 pub mod manifests;
 pub mod purge;
-pub mod reference;
 pub mod referrers;
 pub mod upload;
 mod upload_session;

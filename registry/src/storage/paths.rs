@@ -19,7 +19,7 @@
 //! Callers pass names, tags and ids that were already validated by the API
 //! layer; this module only builds strings.
 
-use crate::registry::digest::Digest;
+use crate::oci::digest::Digest;
 
 const ROOT: &str = "docker/registry/v2";
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::{ConfigError, GoDuration, key_error, redact, scalar_string};
+use super::values::{ConfigError, GoDuration, key_error, redact, scalar_string};
 
 /// registry:2's default `ttl`: cached content unused for a week is removed.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(168 * 3600);
