@@ -167,7 +167,12 @@ fn kill_9_during_concurrent_pushes_on_s3_keeps_every_acknowledged_push() {
     kill_9_then_check(&s3.registry_config("crash-bucket", "/", "    chunksize: 5242880\n", "crash-secret"));
 }
 
+/// One crash at a time: two at once share the cores, and a test that must
+/// land its kill mid-push should not depend on the other's timing.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 fn kill_9_then_check(config: &str) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let kind = registry_under_test();
     let config = config.to_string();
     let mut reg = RegistryProcess::start(kind, &config);

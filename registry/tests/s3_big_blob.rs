@@ -2,7 +2,8 @@
 //! CopyObject may move, so the commit to its digest's key must go by
 //! UploadPartCopy, and its upload spans hundreds of equal parts. Pushed as
 //! one streamed PATCH and pulled back, both hashed on the fly: nothing here
-//! holds the blob in memory.
+//! holds the blob in memory. The S3 server's disk needs about 16 GiB free
+//! at the peak (parts, the finished upload, the copy's parts and the blob).
 
 mod common;
 
