@@ -197,7 +197,7 @@ const UNSUPPORTED_DRIVERS: [(&str, &str); 5] = [
     (
         "oss",
         "the oss driver is not supported; Aliyun OSS speaks the S3 API: use storage.s3 with \
-         regionendpoint: https://oss-<region>.aliyuncs.com and forcepathstyle: false",
+         regionendpoint: https://s3.oss-<region>.aliyuncs.com and forcepathstyle: false",
     ),
     ("azure", "Azure Blob storage is not supported; use filesystem or s3"),
     ("gcs", "Google Cloud Storage is not supported; GCS has an S3-compatible API, use the s3 driver"),

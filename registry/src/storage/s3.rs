@@ -417,6 +417,11 @@ impl Backend for S3 {
             Err(e @ (object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })) => {
                 Err(StorageError::Unavailable(format!("{where_}: the credentials are refused: {}", describe(&e))))
             }
+            // Some servers answer a listing of a missing bucket with a bare
+            // 404 that object_store does not read as NotFound.
+            Err(e) if describe(&e).contains("NoSuchBucket") || describe(&e).contains("404 Not Found") => {
+                Err(StorageError::Unavailable(format!("{where_}: the bucket does not exist (NoSuchBucket)")))
+            }
             Err(e) => Err(StorageError::Unavailable(format!("{where_}: {}", describe(&e)))),
         }
     }
