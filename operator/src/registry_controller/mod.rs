@@ -22,6 +22,7 @@ pub mod apply;
 pub mod build;
 pub mod common;
 pub mod dereference;
+pub mod s3;
 pub mod update_status;
 pub mod validate;
 

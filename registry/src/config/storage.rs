@@ -97,7 +97,6 @@ pub struct Redirect {
     pub disable: bool,
 }
 
-
 /// `storage.s3`, with registry:2's keys and defaults. Numbers and booleans
 /// may be written as strings too, as registry:2 (and its env overrides) allow.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -107,9 +106,19 @@ pub struct S3 {
     /// (environment, web identity for IRSA, instance metadata).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
     pub accesskey: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::redact", deserialize_with = "lenient::string")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::redact",
+        deserialize_with = "lenient::string"
+    )]
     pub secretkey: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::redact", deserialize_with = "lenient::string")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::redact",
+        deserialize_with = "lenient::string"
+    )]
     pub sessiontoken: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub region: Option<String>,
@@ -188,7 +197,10 @@ impl S3 {
             return Err(("storage.s3.bucket", "is required".into()));
         }
         if blank(&self.region) {
-            return Err(("storage.s3.region", "is required (any value, e.g. us-east-1, for S3-compatible servers)".into()));
+            return Err((
+                "storage.s3.region",
+                "is required (any value, e.g. us-east-1, for S3-compatible servers)".into(),
+            ));
         }
         if blank(&self.accesskey) != blank(&self.secretkey) {
             return Err((
@@ -222,30 +234,49 @@ impl S3 {
             ));
         }
         if self.v4auth == Some(false) {
-            return Err(("storage.s3.v4auth", "signature version 2 is not supported; S3 and its clones accept v4".into()));
+            return Err((
+                "storage.s3.v4auth",
+                "signature version 2 is not supported; S3 and its clones accept v4".into(),
+            ));
         }
         if let Some(acl) = &self.objectacl
             && acl != "private"
         {
             return Err((
                 "storage.s3.objectacl",
-                format!("`{acl}` is not supported: objects stay private and pulls are served or presigned by the registry"),
+                format!(
+                    "`{acl}` is not supported: objects stay private and pulls are served or presigned by the registry"
+                ),
             ));
         }
         if self.accelerate == Some(true) {
             return Err(("storage.s3.accelerate", "transfer acceleration is not supported; use regionendpoint".into()));
         }
         if self.usedualstack == Some(true) {
-            return Err(("storage.s3.usedualstack", "dual-stack endpoints are not supported; use regionendpoint".into()));
+            return Err((
+                "storage.s3.usedualstack",
+                "dual-stack endpoints are not supported; use regionendpoint".into(),
+            ));
         }
         if self.keyid.is_some() && self.encrypt != Some(true) {
             return Err(("storage.s3.keyid", "applies only with encrypt: true".into()));
         }
         if let Some(level) = &self.loglevel
-            && !["off", "debug", "debugwithsigning", "debugwithhttpbody", "debugwithrequestretries", "debugwithrequesterrors", "debugwitheventstreambody"]
-                .contains(&level.to_ascii_lowercase().as_str())
+            && ![
+                "off",
+                "debug",
+                "debugwithsigning",
+                "debugwithhttpbody",
+                "debugwithrequestretries",
+                "debugwithrequesterrors",
+                "debugwitheventstreambody",
+            ]
+            .contains(&level.to_ascii_lowercase().as_str())
         {
-            return Err(("storage.s3.loglevel", format!("`{level}` is not one of registry:2's levels (off, debug, ...)")));
+            return Err((
+                "storage.s3.loglevel",
+                format!("`{level}` is not one of registry:2's levels (off, debug, ...)"),
+            ));
         }
         Ok(())
     }
@@ -283,7 +314,9 @@ mod lenient {
     pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Ok(match Value::deserialize(d)? {
             Value::Null => None,
-            Value::Number(n) => Some(n.as_u64().ok_or_else(|| D::Error::custom(format!("{n} is not a size in bytes")))?),
+            Value::Number(n) => {
+                Some(n.as_u64().ok_or_else(|| D::Error::custom(format!("{n} is not a size in bytes")))?)
+            }
             Value::String(s) => {
                 Some(s.trim().parse().map_err(|_| D::Error::custom(format!("`{s}` is not a size in bytes")))?)
             }

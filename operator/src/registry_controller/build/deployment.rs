@@ -24,8 +24,9 @@ use super::registry_config::upstream_dir;
 pub const RUN_AS: i64 = 65532;
 
 /// Digest of everything the pods read only at start: config.yml, the
-/// generated secrets and the signing key. A change rolls the pods. Users,
-/// access rules and TLS files are reloaded by the registry and left out.
+/// generated secrets, the signing key and the S3 key pair (environment
+/// variables). A change rolls the pods. Users, access rules and TLS files
+/// are reloaded by the registry and left out.
 pub fn config_hash(v: &ValidatedRegistry, config_yaml: &str) -> String {
     let mut h = Sha256::new();
     for part in [config_yaml, &v.http_secret] {
@@ -34,6 +35,11 @@ pub fn config_hash(v: &ValidatedRegistry, config_yaml: &str) -> String {
     }
     if let Auth::Token(t) = &v.auth {
         h.update(t.signing_key_pem.as_bytes());
+    }
+    if let Storage::S3(s3) = &v.storage
+        && let Some(d) = &s3.credentials_digest
+    {
+        h.update(d.as_bytes());
     }
     hex::encode(&h.finalize()[..16])
 }
@@ -170,7 +176,9 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 
 fn env(v: &ValidatedRegistry) -> Vec<EnvVar> {
     let mut env = vec![secret_env("REGISTRY_HTTP_SECRET", &v.names.http_secret(), names::HTTP_SECRET_KEY)];
-    if let Storage::S3 { credentials: Some(c), .. } = &v.storage {
+    if let Storage::S3(s3) = &v.storage
+        && let Some(c) = &s3.credentials
+    {
         env.push(secret_env("REGISTRY_STORAGE_S3_ACCESSKEY", &c.secret_name, &c.access_key_id_key));
         env.push(secret_env("REGISTRY_STORAGE_S3_SECRETKEY", &c.secret_name, &c.secret_access_key_key));
     }
@@ -271,7 +279,7 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
             empty_dir: Some(EmptyDirVolumeSource { size_limit: size_limit.clone(), medium: None }),
             ..Volume::default()
         }),
-        Storage::S3 { .. } => {}
+        Storage::S3(_) => {}
     }
     if let Some(tls) = &v.tls_secret {
         vols.push(secret_volume(
