@@ -1,6 +1,7 @@
 //! The debug listener (`http.debug.addr`): `/debug/health` checks storage,
-//! `/debug/ready` answers as soon as the registry serves (for Kubernetes
-//! probes), and Prometheus metrics at `http.debug.prometheus.path`.
+//! `/debug/ready` answers once storage is usable (for Kubernetes probes;
+//! its body says what is wrong when it is not), and Prometheus metrics at
+//! `http.debug.prometheus.path`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,13 +19,41 @@ use crate::registry::Registry;
 pub struct Health {
     registry: Arc<Registry>,
     failures: AtomicU32,
+    /// Why the registry is not ready (storage unusable), or `None` when it is.
+    unready: std::sync::Mutex<Option<String>>,
     /// Consecutive failures that make the registry unhealthy; 0 means check on every request.
     threshold: u32,
 }
 
 impl Health {
     pub fn new(registry: Arc<Registry>, threshold: u32) -> Arc<Self> {
-        Arc::new(Health { registry, failures: AtomicU32::new(0), threshold })
+        Arc::new(Health {
+            registry,
+            failures: AtomicU32::new(0),
+            unready: std::sync::Mutex::new(Some("storage has not been checked yet".into())),
+            threshold,
+        })
+    }
+
+    /// Checks that storage is usable every `interval`, forever, logging
+    /// each change. An object store that is unreachable at start-up, refuses
+    /// the credentials or lacks the bucket keeps the registry unready, not down.
+    pub async fn watch_ready(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let now = self.registry.check_storage().await.err().map(|e| e.to_string());
+            let mut unready = self.unready.lock().unwrap_or_else(|p| p.into_inner());
+            if *unready != now {
+                match &now {
+                    None => tracing::info!(storage = self.registry.storage_name(), "storage is usable: ready"),
+                    Some(why) => {
+                        tracing::error!(storage = self.registry.storage_name(), reason = %why, "storage is not usable: not ready")
+                    }
+                }
+                *unready = now;
+            }
+        }
     }
 
     /// Checks storage every `interval`, forever.
@@ -44,11 +73,18 @@ impl Health {
 }
 
 pub fn router(health: Arc<Health>, metrics_path: Option<String>) -> Router {
-    let mut r = Router::new().route("/debug/health", get(health_check)).route("/debug/ready", get(|| async { "ok" }));
+    let mut r = Router::new().route("/debug/health", get(health_check)).route("/debug/ready", get(ready));
     if let Some(path) = metrics_path {
         r = r.route(&path, get(metrics));
     }
     r.with_state(health)
+}
+
+async fn ready(State(h): State<Arc<Health>>) -> impl IntoResponse {
+    match h.unready.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
 }
 
 async fn health_check(State(h): State<Arc<Health>>) -> impl IntoResponse {
@@ -64,7 +100,7 @@ async fn health_check(State(h): State<Arc<Health>>) -> impl IntoResponse {
         Some(msg) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "storagedriver_filesystem": msg }).to_string(),
+            serde_json::json!({ format!("storagedriver_{}", h.registry.storage_name()): msg }).to_string(),
         ),
     }
 }

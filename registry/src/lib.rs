@@ -39,10 +39,22 @@ pub struct App {
     pub router: axum::Router,
 }
 
+/// reqwest 0.13 (the S3 client) uses rustls with the process's provider:
+/// ring, as everywhere else in this binary. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn build(config: &Config) -> anyhow::Result<App> {
-    let root = config.root_directory();
-    std::fs::create_dir_all(&root).with_context(|| format!("creating storage root {root}"))?;
-    let backend = Arc::new(storage::fs::Filesystem::new(root));
+    install_crypto_provider();
+    let backend: Arc<dyn storage::Backend> = match &config.storage.s3 {
+        Some(s3) => Arc::new(storage::s3::S3::new(s3).map_err(anyhow::Error::msg)?),
+        None => {
+            let root = config.root_directory();
+            std::fs::create_dir_all(&root).with_context(|| format!("creating storage root {root}"))?;
+            Arc::new(storage::fs::Filesystem::new(root))
+        }
+    };
     let upload_secret = match &config.http.secret {
         Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
         _ => {
@@ -54,7 +66,12 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
     };
     let registry = Arc::new(Registry::new(
         backend,
-        Options { delete_enabled: config.delete_enabled(), read_only: config.read_only(), upload_secret },
+        Options {
+            delete_enabled: config.delete_enabled(),
+            read_only: config.read_only(),
+            upload_secret,
+            redirect: !config.storage.redirect.is_some_and(|r| r.disable),
+        },
     ));
     let mut headers = Vec::new();
     for (name, values) in &config.http.headers {

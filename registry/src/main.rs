@@ -132,6 +132,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(h) = &storage_health {
         tokio::spawn(health.clone().watch(h.interval.0));
     }
+    tokio::spawn(health.clone().watch_ready(Duration::from_secs(5)));
     if let Some(d) = &config.http.debug
         && let Some(debug_addr) = &d.addr
     {

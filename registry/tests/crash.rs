@@ -163,6 +163,7 @@ fn kill_9_during_concurrent_pushes_keeps_every_acknowledged_push() {
     let manifests_acked = Arc::new(AtomicUsize::new(0));
     let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    wharf_registry::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))

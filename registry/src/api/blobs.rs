@@ -24,6 +24,11 @@ pub async fn get(ctx: &Ctx<'_>, name: &RepoName, digest: Digest, head: bool) -> 
         return Ok(Content { digest, media_type: "application/octet-stream".into(), size, range: None, body: None }
             .into_response());
     }
+    // As registry:2: GET (never HEAD) is redirected to the store when it can
+    // serve the bytes itself.
+    if let Some(url) = ctx.registry().blob_redirect(name, &digest).await? {
+        return Ok(super::response::Redirect { location: url, digest }.into_response());
+    }
     let read = ctx.registry().blob_read(name, &digest, range).await?;
     Ok(Content::blob(digest, read, false).into_response())
 }

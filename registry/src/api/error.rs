@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::registry::Error as RegistryError;
 use crate::registry::reference::ReferenceError;
+use crate::storage::StorageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -25,6 +26,8 @@ pub enum Code {
     Denied,
     Unsupported,
     Toomanyrequests,
+    /// 503, as distribution's `UNAVAILABLE`: the store is down.
+    Unavailable,
     Unknown,
 }
 
@@ -132,6 +135,18 @@ impl From<RegistryError> for ApiError {
             }
             // The client went away or sent a truncated body; nothing was committed.
             E::Body(_) => ApiError::new(StatusCode::BAD_REQUEST, Code::BlobUploadInvalid, msg),
+            // The store is down or refuses us: the request may work later,
+            // and nothing half-written became visible.
+            E::Storage(StorageError::Unavailable(ref why)) => {
+                tracing::error!(error = %why, "storage unavailable");
+                crate::metrics::storage_error();
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Code::Unavailable,
+                    "storage is unavailable; retry later (nothing was stored by this request)",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
             E::Storage(ref inner) => {
                 tracing::error!(error = %inner, source = ?std::error::Error::source(inner), "storage failure");
                 crate::metrics::storage_error();

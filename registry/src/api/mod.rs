@@ -79,6 +79,11 @@ impl Ctx<'_> {
         &self.state.registry
     }
 
+    /// The registry, for work that outlives the request (a flight's reader).
+    pub fn registry_arc(&self) -> Arc<Registry> {
+        self.state.registry.clone()
+    }
+
     /// Every value of a query parameter.
     pub fn query_all(&self, key: &str) -> impl Iterator<Item = &str> {
         self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())

@@ -153,7 +153,7 @@ pub async fn handle(ctx: &Ctx<'_>, t: Target, ep: Endpoint, _body: Body) -> Resu
                     ),
                 };
                 let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-                let body = flight.follow(ctx.registry().backend().clone(), start, if size == 0 { 0 } else { end + 1 });
+                let body = flight.follow(ctx.registry_arc(), start, if size == 0 { 0 } else { end + 1 });
                 Ok(octets(digest, size, range, Some(Body::from_stream(body))))
             }
         },

@@ -149,6 +149,21 @@ impl IntoResponse for NotModified {
     }
 }
 
+/// 307 to where the store serves a blob itself (a presigned URL).
+pub struct Redirect {
+    pub location: String,
+    pub digest: Digest,
+}
+
+impl IntoResponse for Redirect {
+    fn into_response(self) -> Response {
+        let (status, mut h) = base(StatusCode::TEMPORARY_REDIRECT);
+        h.insert(DOCKER_CONTENT_DIGEST, hv(&self.digest.to_string()));
+        h.insert(header::LOCATION, hv(&self.location));
+        finish(status, h, Body::empty())
+    }
+}
+
 /// A JSON document, optionally with a `Link` to the next page.
 pub struct JsonPage<T> {
     pub value: T,

@@ -28,12 +28,12 @@ use futures::StreamExt;
 
 use crate::registry::Registry;
 use crate::registry::digest::{Digest, Hasher};
-use crate::registry::reference::{Reference, RepoName, Tag};
-use crate::storage::paths::Path;
+use crate::registry::reference::{Reference, RepoName};
 pub use access::Probe;
 use access::{Confirmations, CredKey};
 use cache::Cache;
 use single_flight::{BlobFlight, Flights, Progress, Publisher};
+use std::sync::atomic::Ordering;
 use upstream::{Credentials, Missing, Upstream};
 
 /// Why the mirror could not serve something.
@@ -278,7 +278,7 @@ impl Mirror {
 
     async fn touch_manifest(&self, local: &str, d: &Digest) {
         if !self.cache.manifest_touched(local, d)
-            && let Ok(body) = self.registry.backend().get(&Path::BlobData(d).key()).await
+            && let Ok(Some(body)) = self.registry.manifest_bytes(d).await
         {
             let blobs = crate::registry::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
             self.cache.manifest_used(local, d, blobs);
@@ -357,18 +357,11 @@ impl Mirror {
         digest: &Digest,
         body: Bytes,
     ) -> Result<(), Error> {
-        let backend = self.registry.backend();
-        let repo = t.local.as_str();
-        let blob_key = Path::BlobData(digest).key();
-        if backend.stat(&blob_key).await.is_err() {
-            backend.put(&blob_key, body).await?;
-        }
-        let link = Bytes::from(digest.to_string());
-        backend.put(&Path::RevisionLink(repo, digest).key(), link.clone()).await?;
-        if let Reference::Tag(tag) = reference {
-            store_tag(backend.as_ref(), repo, tag, digest).await?;
-        }
-        Ok(())
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        self.registry.manifest_ingest(&t.local, digest, body, tag).await.map_err(|e| Error::Store(e.to_string()))
     }
 
     // ---------------------------------------------------------------- blobs
@@ -390,19 +383,16 @@ impl Mirror {
         if let Some(f) = map.get(&key) {
             return Ok(BlobSource::Fetching(f.clone()));
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        let (flight, publisher) =
-            BlobFlight::new(Path::UploadData(t.local.as_str(), &id).key(), Path::BlobData(digest).key());
+        let (flight, publisher) = BlobFlight::new(digest.clone());
         map.insert(key.clone(), flight.clone());
         drop(map);
         let (me, t, d, c) = (self.clone(), t.clone(), digest.clone(), creds.clone());
         tokio::spawn(async move {
-            let result = me.fetch_blob(&t, &d, &c, &id, &publisher).await;
+            let result = me.fetch_blob(&t, &d, &c, &publisher).await;
             match result {
                 Ok(size) => publisher.send(Progress::Done { size }),
                 Err(e) => {
                     tracing::warn!(upstream = %t.upstream.label(), repository = %t.local, digest = %d, error = %e, "blob fetch failed");
-                    let _ = me.registry.backend().delete(&Path::Upload(t.local.as_str(), &id).key()).await;
                     publisher.send(Progress::Failed(Arc::new(e)));
                 }
             }
@@ -428,29 +418,18 @@ impl Mirror {
         })
     }
 
-    /// Fetches a blob into the upload area, verifies it, commits it.
-    async fn fetch_blob(
-        &self,
-        t: &Target,
-        d: &Digest,
-        creds: &Credentials,
-        id: &str,
-        out: &Publisher,
-    ) -> Result<u64, Error> {
-        let backend = self.registry.backend();
-        let repo = t.local.as_str();
-        let blob_key = Path::BlobData(d).key();
-        let link = |size: u64| async move {
-            backend.put(&Path::LayerLink(repo, d).key(), Bytes::from(d.to_string())).await?;
-            self.cache.blob_added(repo, d, size);
-            Ok::<u64, Error>(size)
-        };
-        if let Ok(meta) = backend.stat(&blob_key).await {
+    /// Fetches a blob through an upload session (verified, then committed)
+    /// while its readers take the bytes from memory.
+    async fn fetch_blob(&self, t: &Target, d: &Digest, creds: &Credentials, out: &Publisher) -> Result<u64, Error> {
+        let store = |e: crate::registry::Error| Error::Store(e.to_string());
+        if let Some(size) = self.registry.blob_stored(d).await.map_err(store)? {
             // Another repository brought these bytes. Link them only after the
             // upstream says this repository has the blob too.
             t.upstream.blob_head(&t.remote, d, creds).await?;
-            out.send(Progress::Done { size: meta.size });
-            return link(meta.size).await;
+            self.registry.blob_link(&t.local, d).await.map_err(store)?;
+            self.cache.blob_added(t.local.as_str(), d, size);
+            out.send(Progress::Done { size });
+            return Ok(size);
         }
         // Make room first (and finish any eviction under way), so the cache
         // stays near its bound while it fills.
@@ -459,70 +438,65 @@ impl Mirror {
         }
         let resp = t.upstream.blob_get(&t.remote, d, creds).await?;
         let declared = resp.content_length();
-        let upload_key = Path::UploadData(repo, id).key();
-        let now =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        backend.put(&Path::UploadStartedAt(repo, id).key(), Bytes::from(now)).await?;
-        let mut writer = backend.append(&upload_key, 0).await?;
         if let Some(size) = declared {
             out.send(Progress::Streaming { size, written: 0 });
         }
-        let mut hasher = Hasher::new(d.alg());
-        let mut written = 0u64;
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_len = 0usize;
-        let mut stream = resp.bytes_stream();
-        loop {
-            let next = stream.next().await;
-            let end = match next {
-                Some(Ok(chunk)) => {
-                    hasher.update(&chunk);
-                    pending_len += chunk.len();
-                    pending.push(chunk);
-                    false
-                }
-                Some(Err(e)) => return Err(t.upstream.body_error(&e)),
-                None => true,
-            };
-            if pending_len >= WRITE_BATCH || (end && pending_len > 0) {
-                written += pending_len as u64;
-                pending_len = 0;
-                writer.write(std::mem::take(&mut pending)).await?;
-                if let Some(size) = declared {
-                    if written > size {
-                        return Err(Error::Upstream {
-                            upstream: t.upstream.label(),
-                            status: 200,
-                            message: format!("blob {d} is longer than its Content-Length {size}"),
-                        });
+        // What broke the body, in the mirror's terms (storage sees an io::Error).
+        let broke: Arc<Mutex<Option<Error>>> = Arc::default();
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let body = {
+            let (broke, received, out, upstream, d) =
+                (broke.clone(), received.clone(), out.clone(), t.upstream.clone(), d.clone());
+            resp.bytes_stream()
+                .map(move |chunk| {
+                    let fail = |e: Error| {
+                        let text = e.to_string();
+                        *broke.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        Err(std::io::Error::other(text))
+                    };
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => return fail(upstream.body_error(&e)),
+                    };
+                    let n = received.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+                    if let Some(size) = declared {
+                        if n > size {
+                            return fail(Error::Upstream {
+                                upstream: upstream.label(),
+                                status: 200,
+                                message: format!("blob {d} is longer than its Content-Length {size}"),
+                            });
+                        }
+                        out.chunk(size, chunk.clone());
                     }
-                    out.send(Progress::Streaming { size, written });
+                    Ok(chunk)
+                })
+                .boxed()
+        };
+        match self.registry.blob_ingest(&t.local, d, body).await {
+            Ok(size) => {
+                self.cache.blob_added(t.local.as_str(), d, size);
+                Ok(size)
+            }
+            Err(e) => {
+                if let Some(cause) = broke.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(cause);
                 }
+                let got = received.load(Ordering::Relaxed);
+                if let Some(size) = declared.filter(|&size| size != got) {
+                    return Err(Error::Unreachable {
+                        upstream: t.upstream.label(),
+                        message: format!("blob {d} ended after {got} of {size} bytes"),
+                    });
+                }
+                Err(match e {
+                    crate::registry::Error::DigestMismatch { expected, actual } => {
+                        Error::DigestMismatch { upstream: t.upstream.label(), expected, actual }
+                    }
+                    e => store(e),
+                })
             }
-            if end {
-                break;
-            }
         }
-        writer.close().await?;
-        if declared.is_some_and(|s| s != written) {
-            return Err(Error::Unreachable {
-                upstream: t.upstream.label(),
-                message: format!("blob {d} ended after {written} of {} bytes", declared.unwrap_or(0)),
-            });
-        }
-        let actual = hasher.finish();
-        if &actual != d {
-            return Err(Error::DigestMismatch { upstream: t.upstream.label(), expected: d.clone(), actual });
-        }
-        if backend.stat(&blob_key).await.is_err() {
-            backend.rename(&upload_key, &blob_key).await?;
-        }
-        if let Err(e) = backend.delete(&Path::Upload(repo, id).key()).await
-            && !e.is_not_found()
-        {
-            tracing::warn!(error = %e, "removing a finished cache upload");
-        }
-        link(written).await
     }
 
     /// Fetches in flight (manifests, blobs): for tests and metrics.
@@ -530,14 +504,3 @@ impl Mirror {
         self.manifests.len() + self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
-
-/// Writes a tag's index entry, then its current link.
-async fn store_tag(backend: &dyn crate::storage::Backend, repo: &str, tag: &Tag, digest: &Digest) -> Result<(), Error> {
-    let link = Bytes::from(digest.to_string());
-    backend.put(&Path::TagIndexEntryLink(repo, tag.as_str(), digest).key(), link.clone()).await?;
-    backend.put(&Path::TagCurrentLink(repo, tag.as_str()).key(), link).await?;
-    Ok(())
-}
-
-/// Writes are batched to this size, as uploads are.
-const WRITE_BATCH: usize = 1024 * 1024;

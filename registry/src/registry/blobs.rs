@@ -29,6 +29,17 @@ impl Registry {
         }
     }
 
+    /// Where a client may fetch a blob directly (a presigned S3 URL), when
+    /// redirects are on and the store has such URLs.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        if !self.options.redirect {
+            return Ok(None);
+        }
+        self.blob_size(repo, digest).await?;
+        let ttl = std::time::Duration::from_secs(20 * 60);
+        Ok(self.backend.presign_get(&Path::BlobData(digest).key(), ttl).await?)
+    }
+
     /// Streams a blob, or the inclusive byte range `range` of it.
     pub async fn blob_read(&self, repo: &RepoName, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
         let size = self.blob_size(repo, digest).await?;

@@ -11,12 +11,14 @@ pub mod blobs;
 pub mod catalog;
 pub mod digest;
 pub mod gc;
+mod ingest;
 pub mod manifest;
 pub mod manifests;
 pub mod purge;
 pub mod reference;
 pub mod referrers;
 pub mod upload;
+mod upload_session;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,23 +77,31 @@ pub struct Options {
     pub read_only: bool,
     /// Key that signs upload-session state in Location URLs (`http.secret`).
     pub upload_secret: Vec<u8>,
+    /// Blob GETs answer 307 to the store's presigned URL where it has one
+    /// (`storage.redirect.disable` unset).
+    pub redirect: bool,
 }
 
 pub struct Registry {
     backend: Arc<dyn Backend>,
     options: Options,
-    uploads: upload::Cursors,
+    uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
     parsed: Mutex<HashMap<Digest, Arc<manifest::Parsed>>>,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
-        Registry { backend, options, uploads: upload::Cursors::default(), parsed: Mutex::new(HashMap::new()) }
+        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()) }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The storage driver's name (`filesystem`, `s3`), for logs and health.
+    pub fn storage_name(&self) -> &'static str {
+        self.backend.name()
     }
 
     pub fn options(&self) -> &Options {
@@ -142,17 +152,19 @@ impl Registry {
         }
     }
 
-    /// Whether the repository directory exists at all.
+    /// Whether the repository holds anything at all (object stores have
+    /// no directories: a repository exists while something is under it).
     pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {
-        self.exists(&Path::Repository(repo.as_str()).key()).await
-    }
-
-    /// Checks that storage answers; used by `/debug/health`.
-    pub async fn check_storage(&self) -> Result<()> {
-        match self.backend.list(&Path::RepositoriesRoot.key()).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
+        match self.backend.list(&Path::Repository(repo.as_str()).key()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Checks that storage answers; used by `/debug/health` and `/debug/ready`.
+    pub async fn check_storage(&self) -> Result<()> {
+        self.backend.check().await?;
+        Ok(())
     }
 }

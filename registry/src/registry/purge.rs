@@ -34,8 +34,7 @@ impl Registry {
                 if started.is_some_and(|t| t < cutoff) {
                     purged += 1;
                     if !dry_run {
-                        self.uploads.remove(&id);
-                        self.backend.delete(&Path::Upload(repo.as_str(), &id).key()).await?;
+                        self.discard_upload(&repo, &id).await;
                     }
                 }
             }

@@ -1,8 +1,7 @@
-//! Upload sessions. The bytes live in storage (`_uploads/<id>/data`), so a
-//! session started on one replica can be continued on another. Each process
-//! keeps the running hash of the sessions it has seen, so the digest is
-//! computed while data is written; a session that arrives from elsewhere is
-//! re-hashed from storage once.
+//! Upload sessions. A session's bytes and state live in storage (see
+//! `upload_session`), so a session started on one replica can be continued
+//! on any other: the running hash is stored with it, and no replica reads
+//! the bytes back to hash them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,35 +18,41 @@ use crate::storage::paths::Path;
 
 use super::digest::{Algorithm, Digest, Hasher};
 use super::reference::RepoName;
+use super::upload_session::{Appender, Session};
 use super::{Error, Registry, Result};
 
-/// Writes are batched to this size before they are hashed and stored.
-const WRITE_BATCH: usize = 1024 * 1024;
+/// Serialises this process's requests on one session: a client's chunks
+/// come in order, but a retry may overlap the request it retries. Entries
+/// live only while a request holds them, so made-up ids leave nothing.
+#[derive(Default)]
+pub(super) struct Locks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
-/// The running state of one session in this process.
-struct Cursor {
-    size: u64,
-    /// The hash of exactly `size` bytes, when this process saw them all.
-    hasher: Option<Hasher>,
+/// A hold on one session's lock entry; the entry goes with the last holder.
+pub(super) struct LockRef<'a> {
+    locks: &'a Locks,
+    id: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-#[derive(Default)]
-pub(super) struct Cursors(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cursor>>>>);
-
-impl Cursors {
-    fn get(&self, id: &str) -> Arc<tokio::sync::Mutex<Cursor>> {
+impl Locks {
+    fn entry(&self, id: &str) -> LockRef<'_> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Cursor { size: 0, hasher: None })))
-            .clone()
-    }
-
-    pub(super) fn remove(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let lock = map.entry(id.to_string()).or_default().clone();
+        LockRef { locks: self, id: id.to_string(), lock }
     }
 
     pub(super) fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Drop for LockRef<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Two holders left: the map and this one.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.id);
+        }
     }
 }
 
@@ -122,27 +127,21 @@ impl Registry {
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         // Session state is scratch: a power loss may lose it, and the client starts over.
         self.backend.put_scratch(&Path::UploadStartedAt(repo.as_str(), &id).key(), Bytes::from(now)).await?;
-        self.backend.append(&Path::UploadData(repo.as_str(), &id).key(), 0).await?.close().await?;
-        let cursor = self.uploads.get(&id);
-        *cursor.lock().await = Cursor { size: 0, hasher: Some(Hasher::new(Algorithm::Sha256)) };
+        let upload = self.backend.parts_start(&Path::UploadData(repo.as_str(), &id).key()).await?;
+        Session::new(upload).save(self.backend.as_ref(), repo.as_str(), &id).await?;
         Ok(self.status(repo, &id, 0))
     }
 
-    /// The bytes stored so far, or `UploadUnknown`.
-    async fn stored_size(&self, repo: &RepoName, id: &str) -> Result<u64> {
+    async fn session(&self, repo: &RepoName, id: &str) -> Result<Session> {
         if !valid_upload_id(id) {
             return Err(Error::UploadUnknown);
         }
-        match self.backend.stat(&Path::UploadData(repo.as_str(), id).key()).await {
-            Ok(m) => Ok(m.size),
-            Err(e) if e.is_not_found() => Err(Error::UploadUnknown),
-            Err(e) => Err(e.into()),
-        }
+        Session::load(self.backend.as_ref(), repo.as_str(), id).await
     }
 
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
-        let size = self.stored_size(repo, id).await?;
-        Ok(self.status(repo, id, size))
+        let s = self.session(repo, id).await?;
+        Ok(self.status(repo, id, s.size))
     }
 
     /// Appends a chunk. With `range`, the chunk must start where the session
@@ -155,113 +154,36 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         self.check_writable()?;
-        let cursor = self.cursor(repo, id).await?;
-        let mut cursor = cursor.lock().await;
-        self.sync_cursor(repo, id, &mut cursor, range).await?;
-        let written = self.write_chunk(repo, id, &mut cursor, body).await?;
+        let mut s = self.session(repo, id).await?;
+        let entry = self.uploads.entry(id);
+        let _held = entry.lock.lock().await;
+        // Again under the lock: a request that held it may have moved it on.
+        s = Session::load(self.backend.as_ref(), repo.as_str(), id).await.or(Ok::<_, Error>(s))?;
+        if s.finished {
+            return Err(Error::UploadInvalid("the upload is being completed; it takes no more chunks".into()));
+        }
         if let Some(r) = range
-            && written != r.end - r.start + 1
+            && r.start != s.size
+        {
+            return Err(Error::UploadRange { start: r.start, end: r.end, size: s.size });
+        }
+        let mut appender = Appender::new(&self.backend, repo.as_str(), id, &s);
+        let (taken, broken) = appender.write(&mut s, body).await?;
+        // What arrived is kept even if the body broke off: the client can
+        // resume from the session's status.
+        appender.finish(&mut s, false).await?;
+        if let Some(e) = broken {
+            return Err(Error::Body(e));
+        }
+        if let Some(r) = range
+            && taken != r.end - r.start + 1
         {
             return Err(Error::UploadInvalid(format!(
-                "Content-Range declared {} bytes but the body had {written}",
+                "Content-Range declared {} bytes but the body had {taken}",
                 r.end - r.start + 1
             )));
         }
-        Ok(self.status(repo, id, cursor.size))
-    }
-
-    /// The cursor of a session that exists in storage. An unknown id is
-    /// refused before any state is kept for it, so requests naming made-up
-    /// ids cannot grow memory.
-    async fn cursor(&self, repo: &RepoName, id: &str) -> Result<Arc<tokio::sync::Mutex<Cursor>>> {
-        if let Err(e) = self.stored_size(repo, id).await {
-            // Cancelled or completed elsewhere: forget it here too.
-            self.uploads.remove(id);
-            return Err(e);
-        }
-        Ok(self.uploads.get(id))
-    }
-
-    /// Aligns this process's cursor with what storage holds, and checks that
-    /// a declared chunk range starts where the session ends.
-    async fn sync_cursor(
-        &self,
-        repo: &RepoName,
-        id: &str,
-        cursor: &mut Cursor,
-        range: Option<ChunkRange>,
-    ) -> Result<()> {
-        let size = match self.stored_size(repo, id).await {
-            Ok(size) => size,
-            Err(e) => {
-                // Cancelled or completed meanwhile: forget it.
-                self.uploads.remove(id);
-                return Err(e);
-            }
-        };
-        if size != cursor.size || cursor.hasher.is_none() {
-            // Another replica (or a crashed request) changed it: hash again when completing.
-            cursor.size = size;
-            cursor.hasher = if size == 0 { Some(Hasher::new(Algorithm::Sha256)) } else { None };
-        }
-        match range {
-            Some(r) if r.start != size => Err(Error::UploadRange { start: r.start, end: r.end, size }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Streams `body` into the session, hashing each chunk as it arrives and
-    /// handing about `WRITE_BATCH` bytes at a time to the backend's writer,
-    /// which writes them while the next batch is read and hashed.
-    async fn write_chunk(&self, repo: &RepoName, id: &str, cursor: &mut Cursor, mut body: ByteStream) -> Result<u64> {
-        let key = Path::UploadData(repo.as_str(), id).key();
-        let mut writer = self.backend.append(&key, cursor.size).await?;
-        let mut written = 0u64;
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_len = 0usize;
-        let mut failure = None;
-        loop {
-            let next = body.next().await;
-            let end = match next {
-                Some(Ok(chunk)) => {
-                    if let Some(h) = cursor.hasher.as_mut() {
-                        h.update(&chunk);
-                    }
-                    pending_len += chunk.len();
-                    pending.push(chunk);
-                    false
-                }
-                Some(Err(e)) => {
-                    // Keep what arrived: the session can be resumed from its status.
-                    failure = Some(e);
-                    true
-                }
-                None => true,
-            };
-            if pending_len >= WRITE_BATCH || (end && pending_len > 0) {
-                let n = pending_len as u64;
-                pending_len = 0;
-                if let Err(e) = writer.write(std::mem::take(&mut pending)).await {
-                    cursor.hasher = None;
-                    cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
-                    return Err(e.into());
-                }
-                cursor.size += n;
-                written += n;
-            }
-            if end {
-                break;
-            }
-        }
-        if let Err(e) = writer.close().await {
-            cursor.hasher = None;
-            cursor.size = self.stored_size(repo, id).await.unwrap_or(cursor.size);
-            return Err(e.into());
-        }
-        match failure {
-            Some(e) => Err(Error::Body(e)),
-            None => Ok(written),
-        }
+        Ok(self.status(repo, id, s.size))
     }
 
     /// Appends the final chunk (if any), verifies the digest and commits the
@@ -275,14 +197,31 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> Result<()> {
         self.check_writable()?;
-        let cursor_ref = self.cursor(repo, id).await?;
-        let mut cursor = cursor_ref.lock().await;
-        self.sync_cursor(repo, id, &mut cursor, range).await?;
-        if let Some(body) = body {
-            self.write_chunk(repo, id, &mut cursor, body).await?;
-        }
+        self.session(repo, id).await?;
+        let entry = self.uploads.entry(id);
+        let _held = entry.lock.lock().await;
+        let mut s = self.session(repo, id).await?;
         let data_key = Path::UploadData(repo.as_str(), id).key();
-        let actual = match cursor.hasher.take() {
+        if !s.finished {
+            if let Some(r) = range
+                && r.start != s.size
+            {
+                return Err(Error::UploadRange { start: r.start, end: r.end, size: s.size });
+            }
+            let mut appender = Appender::new(&self.backend, repo.as_str(), id, &s);
+            if let Some(body) = body {
+                let (_, broken) = appender.write(&mut s, body).await?;
+                if let Some(e) = broken {
+                    appender.finish(&mut s, false).await?;
+                    return Err(Error::Body(e));
+                }
+            }
+            appender.finish(&mut s, true).await?;
+            self.backend.parts_finish(&data_key, &s.upload, s.parts.clone()).await?;
+            s.finished = true;
+            s.save(self.backend.as_ref(), repo.as_str(), id).await?;
+        }
+        let actual = match s.hash.as_deref().and_then(Hasher::restore) {
             Some(h) if h.algorithm() == digest.alg() => h.finish(),
             _ => self.hash_stored(&data_key, digest.alg()).await?,
         };
@@ -291,10 +230,10 @@ impl Registry {
             return Err(Error::DigestMismatch { expected: digest.clone(), actual });
         }
         let blob_key = Path::BlobData(digest).key();
-        if !self.blob_intact(&blob_key, cursor.size).await? {
-            // The rename is durable (storage::sync) before the link below
-            // makes the blob visible in the repository.
-            self.backend.rename(&data_key, &blob_key).await?;
+        if !self.blob_intact(&blob_key, s.size).await? {
+            // The commit is durable (storage::sync on a filesystem) before
+            // the link below makes the blob visible in the repository.
+            self.backend.commit(&data_key, &blob_key).await?;
         }
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await?;
         self.discard_upload(repo, id).await;
@@ -326,8 +265,14 @@ impl Registry {
         Ok(hasher.finish())
     }
 
-    async fn discard_upload(&self, repo: &RepoName, id: &str) {
-        self.uploads.remove(id);
+    /// Drops a session: its unfinished parts, then everything under it.
+    pub(super) async fn discard_upload(&self, repo: &RepoName, id: &str) {
+        if let Ok(s) = Session::load(self.backend.as_ref(), repo.as_str(), id).await
+            && !s.finished
+            && let Err(e) = self.backend.parts_abort(&Path::UploadData(repo.as_str(), id).key(), &s.upload).await
+        {
+            tracing::warn!(error = %e, upload = id, "aborting the upload's parts");
+        }
         if let Err(e) = self.backend.delete(&Path::Upload(repo.as_str(), id).key()).await
             && !e.is_not_found()
         {
@@ -338,12 +283,12 @@ impl Registry {
     /// Cancels a session and deletes its data.
     pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
         self.check_writable()?;
-        self.stored_size(repo, id).await?;
+        self.session(repo, id).await?;
         self.discard_upload(repo, id).await;
         Ok(())
     }
 
-    /// Sessions this process is tracking (for the open-uploads gauge).
+    /// Sessions with a request in progress in this process (the open-uploads gauge).
     pub fn open_uploads(&self) -> usize {
         self.uploads.len()
     }
@@ -383,10 +328,11 @@ mod tests {
             assert!(matches!(reg.upload_complete(&repo, &id, &d, None, None).await, Err(Error::UploadUnknown)));
         }
         assert_eq!(reg.open_uploads(), 0, "state kept for ids that do not exist");
-        // A real session is tracked until it ends, and forgotten when it
-        // vanishes underneath (cancelled on another replica).
+        // A real session holds process state only while a request runs, and
+        // is unknown once it vanishes underneath (cancelled on another replica).
         let s = reg.upload_start(&repo).await.unwrap();
-        assert_eq!(reg.open_uploads(), 1);
+        reg.upload_append(&repo, &s.id, None, body(b"x")).await.unwrap();
+        assert_eq!(reg.open_uploads(), 0);
         reg.backend.delete(&Path::Upload("r", &s.id).key()).await.unwrap();
         assert!(matches!(reg.upload_append(&repo, &s.id, None, body(b"x")).await, Err(Error::UploadUnknown)));
         assert_eq!(reg.open_uploads(), 0);

@@ -1,9 +1,11 @@
 //! The storage backend trait: keys and bytes, nothing about blobs or tags.
 //!
 //! A key is a `/`-separated relative path produced by [`super::paths`].
-//! Backends must make `put` and `rename` atomic: a reader sees the old
-//! object or the new one, never a partial one. The registry relies on that
-//! for crash safety.
+//! The contract fits object stores: objects and prefixes, no directories,
+//! no appends across requests, no rename. Backends make `put` and `commit`
+//! atomic: a reader sees the old object or the new one, never a partial
+//! one. Large objects are written in parts whose ids live in storage, so
+//! any replica can add the next part.
 
 use std::io;
 use std::pin::Pin;
@@ -33,6 +35,10 @@ pub enum StorageError {
     },
     #[error("{op} {key}: {message}")]
     Other { op: &'static str, key: String, message: String },
+    /// The store cannot be reached or refuses us (credentials, a missing
+    /// bucket): the request may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StorageError {
@@ -59,14 +65,15 @@ pub struct Meta {
     pub modified: Option<SystemTime>,
 }
 
-/// A writer that appends to one object. Nothing is guaranteed visible until
-/// `close` returns.
-#[async_trait]
-pub trait Writer: Send {
-    /// Appends `chunks` in order (one vectored write where the backend can).
-    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()>;
-    /// Flushes and returns the object's total size.
-    async fn close(self: Box<Self>) -> Result<u64>;
+/// How a backend takes an object written in parts (an upload session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartRule {
+    /// Parts of any size, appended in place (a file): `put_part`'s offset
+    /// is where the part goes.
+    Append,
+    /// Every part but the last has exactly this many bytes (S3 and its
+    /// clones: at least 5 MiB, equal sizes for R2 and OSS).
+    Fixed(u64),
 }
 
 #[async_trait]
@@ -82,28 +89,56 @@ pub trait Backend: Send + Sync + 'static {
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
 
     /// Like `put`, for scratch state a power loss may lose (an upload
-    /// session's start time): atomic, not flushed.
+    /// session's state): atomic, not flushed.
     async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
         self.put(key, data).await
     }
 
+    /// Size and age of an object. A prefix that only holds other objects
+    /// is not an object: `NotFound`.
     async fn stat(&self, key: &str) -> Result<Meta>;
 
     /// Streams `len` bytes (or to the end) starting at `offset`.
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> Result<ByteStream>;
 
-    /// The names of the direct children of a directory-like prefix, sorted.
-    async fn list(&self, key: &str) -> Result<Vec<String>>;
+    /// The names one level below `prefix` (objects and deeper prefixes),
+    /// sorted and complete however many pages the store returns. An empty
+    /// or absent prefix is `NotFound`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
-    /// Deletes an object or everything under a prefix.
+    /// Deletes an object, or every object under a prefix.
     async fn delete(&self, key: &str) -> Result<()>;
 
-    /// Moves an object atomically, replacing the destination.
-    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Moves a finished object (a verified upload) to `to`, replacing it.
+    /// Durable when it returns; `from` is gone afterwards.
+    async fn commit(&self, from: &str, to: &str) -> Result<()>;
 
-    /// Opens a writer that appends to `key`, which must currently hold
-    /// exactly `offset` bytes (0 creates it).
-    async fn append(&self, key: &str, offset: u64) -> Result<Box<dyn Writer>>;
+    /// How parts must be sized.
+    fn part_rule(&self) -> PartRule;
+
+    /// Starts an object written in parts; returns the store's id for it.
+    async fn parts_start(&self, key: &str) -> Result<String>;
+
+    /// Writes part `index` (from 0), which starts at byte `offset` of the
+    /// object. Writing a part again (a retried request) replaces it and
+    /// drops any part after it. Returns the tag that `parts_finish` needs.
+    async fn put_part(&self, key: &str, upload: &str, index: usize, offset: u64, data: Vec<Bytes>) -> Result<String>;
+
+    /// Makes the parts one object at `key`.
+    async fn parts_finish(&self, key: &str, upload: &str, tags: Vec<String>) -> Result<()>;
+
+    /// Drops an unfinished object and its parts.
+    async fn parts_abort(&self, key: &str, upload: &str) -> Result<()>;
+
+    /// A URL a client can GET `key` from directly for `ttl`, where the
+    /// store has one (S3's presigned URLs).
+    async fn presign_get(&self, _key: &str, _ttl: std::time::Duration) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Whether the store can be used at all (reachable, credentials
+    /// accepted, bucket present): readiness, with the reason when not.
+    async fn check(&self) -> Result<()>;
 }
 
 /// Refuses keys that could escape the storage root. Keys come from

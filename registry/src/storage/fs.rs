@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::task::spawn_blocking;
 
-use super::backend::{Backend, ByteStream, Meta, Result, StorageError, Writer, check_key};
+use super::backend::{Backend, ByteStream, Meta, PartRule, Result, StorageError, check_key};
 use super::sync::{Fsync, NoSync, Syncer, create_dirs};
 
 /// How much one read pulls from disk. Large enough to amortise the thread
@@ -133,6 +133,10 @@ impl Backend for Filesystem {
     async fn stat(&self, key: &str) -> Result<Meta> {
         let path = self.path(key)?;
         let m = fs::metadata(path).map_err(|e| StorageError::io("stat", key, e))?;
+        // A directory is a prefix, not an object (as in an object store).
+        if m.is_dir() {
+            return Err(StorageError::NotFound { key: key.to_string() });
+        }
         Ok(Meta { size: m.len(), modified: m.modified().ok() })
     }
 
@@ -182,14 +186,14 @@ impl Backend for Filesystem {
         .await
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+    async fn commit(&self, from: &str, to: &str) -> Result<()> {
         let src = self.path(from)?;
         let dst = self.path(to)?;
         let (sync, root) = (self.sync.clone(), self.root.clone());
-        // A rename publishes a finished object (an upload under its digest):
+        // A commit publishes a finished object (an upload under its digest):
         // its bytes are flushed before it gets the new name, and the new
         // name is flushed before this returns.
-        blocking("rename", from, move || {
+        blocking("commit", from, move || {
             sync.sync_file(&File::open(&src)?, &src)?;
             let parent = durable_parent(&*sync, &root, &dst)?;
             fs::rename(&src, &dst)?;
@@ -198,24 +202,61 @@ impl Backend for Filesystem {
         .await
     }
 
-    async fn append(&self, key: &str, offset: u64) -> Result<Box<dyn Writer>> {
+    /// Parts are appended in place, so an upload's `data` is one growing
+    /// file as in registry:2's filesystem driver.
+    fn part_rule(&self) -> PartRule {
+        PartRule::Append
+    }
+
+    async fn parts_start(&self, key: &str) -> Result<String> {
         let path = self.path(key)?;
-        let k = key.to_string();
-        let file = blocking("append", key, move || {
+        blocking("create", key, move || {
             ensure_parent(&path)?;
-            let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-            let size = f.metadata()?.len();
-            if size != offset {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("object holds {size} bytes, writer expected {offset}"),
-                ));
-            }
-            f.seek(SeekFrom::Start(offset))?;
-            Ok(f)
+            File::create(&path).map(drop)
         })
         .await?;
-        Ok(Box::new(FileWriter::spawn(k, file, offset)))
+        Ok(String::new())
+    }
+
+    async fn put_part(&self, key: &str, _upload: &str, _index: usize, offset: u64, data: Vec<Bytes>) -> Result<String> {
+        let path = self.path(key)?;
+        let k = key.to_string();
+        blocking("write", key, move || {
+            let mut f = OpenOptions::new().write(true).open(&path)?;
+            let size = f.metadata()?.len();
+            if size < offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{k} holds {size} bytes, a part at {offset} would leave a hole"),
+                ));
+            }
+            // Bytes past `offset` are a part that an interrupted request
+            // wrote but never recorded: the rewrite replaces them.
+            if size > offset {
+                f.set_len(offset)?;
+            }
+            f.seek(SeekFrom::Start(offset))?;
+            write_all_vectored(&mut f, &data)
+        })
+        .await?;
+        Ok(String::new())
+    }
+
+    async fn parts_finish(&self, key: &str, _upload: &str, _tags: Vec<String>) -> Result<()> {
+        // The file already is the object; `commit` flushes it.
+        self.stat(key).await.map(drop)
+    }
+
+    async fn parts_abort(&self, key: &str, _upload: &str) -> Result<()> {
+        match self.delete(key).await {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn check(&self) -> Result<()> {
+        let root = self.root.clone();
+        blocking("check", "", move || fs::read_dir(&root).map(drop)).await
     }
 }
 
@@ -271,68 +312,6 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Appends on a thread of its own, so the request task can read and hash
-/// the next batch while this one is written: on two cores that overlap is
-/// what a push's throughput comes from.
-struct FileWriter {
-    key: String,
-    /// Batches to write; `None` once the thread reported an error.
-    tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
-    done: tokio::sync::oneshot::Receiver<io::Result<()>>,
-    size: u64,
-}
-
-impl FileWriter {
-    fn spawn(key: String, mut file: File, offset: u64) -> FileWriter {
-        // Two batches in flight bound the memory a push holds.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
-        let (done_tx, done) = tokio::sync::oneshot::channel();
-        spawn_blocking(move || {
-            let mut result = Ok(());
-            while let Some(chunks) = rx.blocking_recv() {
-                if let Err(e) = write_all_vectored(&mut file, &chunks) {
-                    result = Err(e);
-                    break;
-                }
-            }
-            let _ = done_tx.send(result);
-        });
-        FileWriter { key, tx: Some(tx), done, size: offset }
-    }
-
-    fn failed(&self) -> StorageError {
-        StorageError::Other { op: "write", key: self.key.clone(), message: "the writer thread stopped".into() }
-    }
-}
-
-#[async_trait]
-impl Writer for FileWriter {
-    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()> {
-        let n: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        let Some(tx) = &self.tx else { return Err(self.failed()) };
-        if tx.send(chunks).await.is_err() {
-            // The thread ended early: an I/O error, reported by close().
-            self.tx = None;
-            return Err(self.failed());
-        }
-        self.size += n;
-        Ok(())
-    }
-
-    async fn close(mut self: Box<Self>) -> Result<u64> {
-        // Closing the channel lets the thread finish the queued batches.
-        self.tx = None;
-        match (&mut self.done).await {
-            Ok(Ok(())) => Ok(self.size),
-            Ok(Err(e)) => Err(StorageError::io("write", &self.key, e)),
-            Err(_) => Err(self.failed()),
-        }
-        // Dropping the file closes it; data is in the page cache, which survives
-        // a process crash (kill -9). Commits happen later by rename, which
-        // flushes it.
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Storage: registry:2's on-disk layout over a narrow key/bytes backend.
 //!
 //! `paths` names every key; `backend` is the trait; `fs` implements it on a
-//! local directory. Only `crate::registry` calls into this module, and this
+//! local directory and `s3` on a bucket. Only `crate::registry` calls into this module, and this
 //! module calls nothing above it.
 
 pub mod backend;
@@ -9,6 +9,7 @@ pub mod backend;
 pub mod conformance;
 pub mod fs;
 pub mod paths;
+pub mod s3;
 pub mod sync;
 
-pub use backend::{Backend, ByteStream, Meta, StorageError, Writer};
+pub use backend::{Backend, ByteStream, Meta, PartRule, StorageError};

@@ -10,8 +10,10 @@
 //!     _manifests/revisions/<alg>/<hex>/link          -> "<alg>:<hex>"
 //!     _manifests/tags/<tag>/current/link             -> "<alg>:<hex>"
 //!     _manifests/tags/<tag>/index/<alg>/<hex>/link   -> "<alg>:<hex>"
-//!     _uploads/<id>/data
+//!     _uploads/<id>/data                             the object being written in parts
 //!     _uploads/<id>/startedat
+//!     _uploads/<id>/state                            the session (wharf's; JSON)
+//!     _uploads/<id>/pending/<offset>                 bytes short of a whole part
 //! ```
 //!
 //! Callers pass names, tags and ids that were already validated by the API
@@ -62,6 +64,10 @@ pub enum Path<'a> {
     UploadData(&'a str, &'a str),
     /// When an upload session started (RFC 3339).
     UploadStartedAt(&'a str, &'a str),
+    /// An upload session's state: parts written, the hash so far.
+    UploadState(&'a str, &'a str),
+    /// Bytes received at an offset that do not fill a whole part yet.
+    UploadPending(&'a str, &'a str, u64),
 }
 
 impl Path<'_> {
@@ -95,6 +101,8 @@ impl Path<'_> {
             Path::Upload(name, id) => format!("{ROOT}/repositories/{name}/_uploads/{id}"),
             Path::UploadData(name, id) => format!("{}/data", Path::Upload(name, id).key()),
             Path::UploadStartedAt(name, id) => format!("{}/startedat", Path::Upload(name, id).key()),
+            Path::UploadState(name, id) => format!("{}/state", Path::Upload(name, id).key()),
+            Path::UploadPending(name, id, offset) => format!("{}/pending/{offset}", Path::Upload(name, id).key()),
         }
     }
 }
@@ -128,6 +136,8 @@ mod tests {
             (Path::UploadsRoot("library/ubuntu"), format!("{r}/_uploads")),
             (Path::UploadData("library/ubuntu", "u1"), format!("{r}/_uploads/u1/data")),
             (Path::UploadStartedAt("library/ubuntu", "u1"), format!("{r}/_uploads/u1/startedat")),
+            (Path::UploadState("library/ubuntu", "u1"), format!("{r}/_uploads/u1/state")),
+            (Path::UploadPending("library/ubuntu", "u1", 5), format!("{r}/_uploads/u1/pending/5")),
         ];
         for (path, want) in table {
             assert_eq!(path.key(), want, "{path:?}");

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod s3;
+
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -371,6 +373,7 @@ pub fn parse_listen_addr(line: &str) -> Option<String> {
 
 /// A blocking HTTP client for loopback (no proxy, bounded timeouts).
 pub fn http() -> reqwest::blocking::Client {
+    wharf_registry::install_crypto_provider();
     reqwest::blocking::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
