@@ -189,7 +189,7 @@ async fn serve_ready(addr: SocketAddr, fixed: Arc<AtomicBool>) -> tokio::task::J
                 if fixed.load(Ordering::SeqCst) {
                     (axum::http::StatusCode::OK, "ok\n")
                 } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage: bucket `missing` does not exist\n")
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: bucket missing: the bucket does not exist\n")
                 }
             }
         }),
@@ -235,7 +235,7 @@ async fn a_registry_that_cannot_use_its_bucket_is_degraded_with_the_pods_reason(
     .await;
     let (status, _, message) = condition(&r, "Degraded").expect("Degraded");
     assert_eq!(status, "True");
-    assert_eq!(message, format!("pod {pod} is not ready: storage: bucket `missing` does not exist"));
+    assert_eq!(message, format!("pod {pod} is not ready: bucket missing: the bucket does not exist"));
     let (status, reason, message) = condition(&r, "Ready").expect("Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "RegistryNotReady"));
     assert!(message.starts_with("0 of 1 replicas ready: pod "), "{message}");

@@ -159,6 +159,8 @@ pub async fn pod_problem(client: &Client, namespace: &str, kind: OwnerKind, inst
                     Ok((200..=299, _)) => {}
                     Ok((status, body)) => {
                         let said = one_line(&body);
+                        // The registry's body reads `not ready: <why>`; the message says that already.
+                        let said = said.strip_prefix("not ready: ").map(str::to_string).unwrap_or(said);
                         let said = if said.is_empty() { format!("/debug/ready answers {status}") } else { said };
                         return Some(PodProblem {
                             reason: reasons::REGISTRY_NOT_READY,

@@ -1,0 +1,218 @@
+# shellcheck shell=bash
+# Scenario 11 of e2e/scenarios.sh (sourced by it, with its helpers k, job,
+# ready, namespace, htpasswd_secret, pull_secret, until_true, ctr_):
+# a Registry on S3 with three replicas.
+#   - versitygw (the image e2e/images.sh builds) serves S3 in namespace
+#     wharf-s3, behind a Service; the bucket does not exist yet
+#   - a Registry with storage.s3 and replicas: 3 is Degraded with the pods'
+#     own reason (the bucket is missing), and Ready once the bucket exists
+#   - a Job pushes a 50 MiB image of random layers made in the Job, through
+#     the Service: the requests land on more than one replica
+#   - a Deployment's image is pulled by the node; the registry pod serving the
+#     first layer is deleted while the pull runs; the pull succeeds, and the
+#     registry logs show every layer's bytes went through it (redirect is off)
+# Every address is the cluster's (198.18.0.0/15): the registry reaches S3 by
+# its Service name, and no client is ever sent to the S3 endpoint.
+
+S3_NS=wharf-s3 S3_TEAM=wharf-s3-team
+VGW_IMAGE=wharf.local/versitygw:$(sed -n 's/^VERSITYGW_VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/tools.sh")
+S3_ENDPOINT=http://versitygw.$S3_NS.svc.$DOMAIN:7070
+S3HOST=images.$S3_TEAM.svc.$DOMAIN:5000
+S3_IMAGE=$S3HOST/s3/app:1
+S3_SELECTOR=app.kubernetes.io/name=wharf-registry,app.kubernetes.io/instance=images
+
+# registry_pods: names of the S3 registry's pods, one per line.
+registry_pods() {
+  k -n "$S3_TEAM" get pods -l "$S3_SELECTOR" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'
+}
+
+# s3_requests FILTER < LOG: how many request lines of s3/app match the jq FILTER.
+s3_requests() {
+  jq -R "fromjson? | select(.msg == \"request\" and .repository == \"s3/app\") | select($1)" | jq -s length
+}
+LAYER_GET='.route == "blob" and .method == "GET" and .status == 200 and .bytes >= 1048576'
+
+phase "11. a Registry on S3 (versitygw in the cluster) with 3 replicas"
+namespace "$S3_NS"
+namespace "$S3_TEAM"
+s3_access=wharf-e2e-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+s3_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+for ns in "$S3_NS" "$S3_TEAM"; do
+  k -n "$ns" create secret generic s3-keys --from-literal=accessKeyId="$s3_access" \
+    --from-literal=secretAccessKey="$s3_secret" --dry-run=client -o yaml | k apply -f - >/dev/null
+done
+k -n "$S3_NS" apply -f - >/dev/null <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: versitygw}
+spec:
+  selector: {matchLabels: {app: versitygw}}
+  template:
+    metadata: {labels: {app: versitygw}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
+      containers:
+      - name: versitygw
+        image: $VGW_IMAGE
+        imagePullPolicy: Never
+        args: ["--access", "\$(ACCESS)", "--secret", "\$(SECRET)", "--port", ":7070", "posix", "/data"]
+        env:
+        - {name: ACCESS, valueFrom: {secretKeyRef: {name: s3-keys, key: accessKeyId}}}
+        - {name: SECRET, valueFrom: {secretKeyRef: {name: s3-keys, key: secretAccessKey}}}
+        ports: [{name: s3, containerPort: 7070}]
+        readinessProbe: {tcpSocket: {port: s3}, periodSeconds: 1}
+        securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+        volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp}]
+      # The gateway's image has only the gateway: busybox beside it makes the
+      # bucket's directory when the scenario says so.
+      - name: admin
+        image: $CLIENT
+        imagePullPolicy: Never
+        command: ["sleep", "86400"]
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, emptyDir: {}}, {name: tmp, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: versitygw}
+spec:
+  selector: {app: versitygw}
+  ports: [{name: s3, port: 7070, targetPort: s3}]
+EOF
+k -n "$S3_NS" rollout status deployment/versitygw --timeout="${T}s" >/dev/null
+log "versitygw serves S3 at $S3_ENDPOINT (no bucket yet)"
+
+htpasswd_secret "$S3_TEAM" images-users pusher:pusher-e2e-pw
+k -n "$S3_TEAM" apply -f - >/dev/null <<EOF
+apiVersion: wharf.dev/v1alpha1
+kind: Registry
+metadata: {name: images}
+spec:
+  replicas: 3
+  storage:
+    s3:
+      bucket: wharf-images
+      region: us-east-1
+      endpoint: $S3_ENDPOINT
+      forcePathStyle: true
+      rootDirectory: /e2e
+      credentials: {secretName: s3-keys}
+  auth:
+    htpasswd:
+      secret: {secretName: images-users}
+  nodeAccess: {enabled: true}
+EOF
+k -n "$S3_TEAM" wait --for=jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}'=RegistryNotReady \
+  registry/images --timeout="${T}s" >/dev/null
+msg=$(k -n "$S3_TEAM" get registry images -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')
+grep -q "does not exist" <<<"$msg" || die "Degraded does not say the bucket is missing: $msg"
+[ "$(k -n "$S3_TEAM" get registry images -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = False ] ||
+  die "Ready while the bucket is missing"
+log "without its bucket: Degraded RegistryNotReady: $msg"
+
+k -n "$S3_NS" exec deployment/versitygw -c admin -- mkdir /data/wharf-images
+ready registry images "$S3_TEAM"
+k -n "$S3_TEAM" wait --for=jsonpath='{.status.readyReplicas}'=3 registry/images --timeout="${T}s" >/dev/null
+[ "$(k -n "$S3_TEAM" get registry images -o jsonpath='{.status.conditions[?(@.type=="Degraded")].status}')" = False ] ||
+  die "still Degraded once Ready"
+[ -z "$(k -n "$S3_TEAM" get pvc -o name)" ] || die "an S3 registry created a claim"
+log "bucket created: Registry $S3_TEAM/images Ready with 3 replicas, no claim"
+
+phase "11b. a Job pushes a 50 MiB image through the Service"
+pull_secret "$S3_TEAM" pusher "$S3HOST" pusher pusher-e2e-pw
+# Five 10 MiB layers of random bytes made in the Job, each appended by its
+# own crane process (new connections, so kube-proxy spreads them), then a
+# full read-back (crane validate --remote downloads and checks every layer).
+job "$S3_TEAM" s3-push "
+set -e
+ref=$S3HOST/s3/app:base
+crane push --insecure /images/app-a.tar \$ref
+for i in 1 2 3 4 5; do
+  mkdir -p /tmp/l\$i
+  head -c 10485760 /dev/urandom >/tmp/l\$i/random-\$i.bin
+  tar -C /tmp/l\$i -cf /tmp/l\$i.tar .
+  crane append --insecure -b \$ref -f /tmp/l\$i.tar -t $S3HOST/s3/app:step\$i
+  ref=$S3HOST/s3/app:step\$i
+done
+crane tag --insecure \$ref 1
+crane validate --insecure --remote $S3_IMAGE
+for i in \$(seq 1 9); do crane digest --insecure $S3_IMAGE >/dev/null; done
+echo digest=\$(crane digest --insecure $S3_IMAGE)
+" pusher
+digest=$(k -n "$S3_TEAM" logs job/s3-push | sed -n 's/^digest=//p')
+[ -n "$digest" ] || die "the push Job printed no digest"
+served=0 per_pod=
+for p in $(registry_pods); do
+  all=$(k -n "$S3_TEAM" logs "$p" --tail=-1 | s3_requests true)
+  uploads=$(k -n "$S3_TEAM" logs "$p" --tail=-1 | s3_requests '.route == "upload"')
+  per_pod+=" $p:$all($uploads uploads)"
+  [ "$all" = 0 ] || served=$((served + 1))
+done
+[ "$served" -ge 2 ] || die "the Job's requests all went to one replica:$per_pod"
+log "pushed and read back $S3_IMAGE ($digest); requests per replica:$per_pod"
+
+phase "11c. the node pulls it while a registry pod is deleted"
+CLUSTER_IP=$(k -n "$S3_TEAM" get service images -o jsonpath='{.spec.clusterIP}')
+until_true "$HOSTS_FILE maps $S3HOST to $CLUSTER_IP" \
+  grep -qE "^$CLUSTER_IP[[:space:]]+${S3HOST%:*}([[:space:]]|$)" "$HOSTS_FILE"
+until_true "$CERTS_DIR/$S3HOST/hosts.toml" test -f "$CERTS_DIR/$S3HOST/hosts.toml"
+ctr_ images rm "$S3_IMAGE" >/dev/null 2>&1 || true
+# Each pod's log from now on, to its end: a deleted pod's log goes with it.
+logdir=$(mktemp -d)
+followers=()
+for p in $(registry_pods); do
+  "$KUBECTL" --kubeconfig "$KC" -n "$S3_TEAM" logs -f --tail=0 "$p" >"$logdir/$p.log" 2>/dev/null &
+  followers+=($!)
+done
+stop_followers() { kill "${followers[@]}" 2>/dev/null || true; wait "${followers[@]}" 2>/dev/null || true; }
+k -n "$S3_TEAM" apply -f - >/dev/null <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: s3-app}
+spec:
+  selector: {matchLabels: {app: s3-app}}
+  template:
+    metadata: {labels: {app: s3-app}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      imagePullSecrets: [{name: pusher}]
+      containers:
+      - {name: app, image: "$S3_IMAGE", imagePullPolicy: Always}
+EOF
+# The registry logs a blob GET when the body starts to flow: the first one
+# names the pod that is sending the node a layer right now.
+first_layer_pod() {
+  local f
+  for f in "$logdir"/*.log; do
+    if [ "$(s3_requests "$LAYER_GET" <"$f")" != 0 ]; then basename "$f" .log; return 0; fi
+  done
+  return 1
+}
+until_true "a registry pod starts sending the node a layer of s3/app" eval 'first_layer_pod >/dev/null'
+victim=$(first_layer_pod)
+k -n "$S3_TEAM" delete pod "$victim" --wait=false >/dev/null
+if ctr_ images ls -q | grep -qx "$S3_IMAGE"; then
+  stop_followers
+  die "the node had all of $S3_IMAGE before $victim was deleted: the deletion was not during the pull"
+fi
+log "deleted $victim while it sent the node a layer of $S3_IMAGE"
+k -n "$S3_TEAM" wait --for=condition=Available deployment/s3-app --timeout="${T}s" >/dev/null
+ctr_ images ls -q | grep -qx "$S3_IMAGE" || die "the node's containerd has no $S3_IMAGE"
+# The replacement pod serves once the deleted one is gone.
+k -n "$S3_TEAM" wait --for=delete "pod/$victim" --timeout="${T}s" >/dev/null 2>&1 || true
+k -n "$S3_TEAM" wait --for=condition=Ready pod -l "$S3_SELECTOR" --timeout="${T}s" >/dev/null
+[ "$(registry_pods | wc -l)" = 3 ] || die "not 3 registry pods after the replacement: $(registry_pods | tr '\n' ' ')"
+k -n "$S3_TEAM" wait --for=jsonpath='{.status.readyReplicas}'=3 registry/images --timeout="${T}s" >/dev/null
+ready registry images "$S3_TEAM"
+stop_followers
+# Logs of the replacement pod, from its start.
+for p in $(registry_pods); do
+  [ -e "$logdir/$p.log" ] || k -n "$S3_TEAM" logs "$p" --tail=-1 >"$logdir/$p.log"
+done
+layers=$(cat "$logdir"/*.log | s3_requests "$LAYER_GET")
+bytes=$(cat "$logdir"/*.log | jq -R "fromjson? | select(.msg == \"request\" and .repository == \"s3/app\") | select($LAYER_GET) | .bytes" | jq -s add)
+rm -rf "$logdir"
+# Six layers of at least 1 MiB (the base's random file and the five random layers).
+[ "$layers" -ge 6 ] || die "the registry sent the node $layers layers of s3/app, want at least 6: bytes did not cross it"
+log "the node pulled $S3_IMAGE ($layers layer GETs, $((bytes / 1048576)) MiB through the registry); a replica was replaced meanwhile, Ready with 3 again"
