@@ -72,7 +72,7 @@ for app in a b c; do
     --file "$PAUSE_BIN:/pause:0755" --file "$OUT/random-$app.bin:/random.bin:0644" >/dev/null
   args+=(--file "$OUT/app-$app.tar:/images/app-$app.tar:0644")
 done
-for a in sh cat echo grep printf nc sed test wc tr head tar mkdir seq sleep; do
+for a in sh cat echo grep printf nc sed test wc tr head tar mkdir seq sleep date; do
   args+=(--symlink "/bin/$a:busybox")
 done
 python3 "$HERE/cluster/mkimage.py" "$OUT/client.tar" wharf.local/client:1 "${args[@]}" >/dev/null

@@ -8,9 +8,11 @@
 #     own reason (the bucket is missing), and Ready once the bucket exists
 #   - a Job pushes a 50 MiB image of random layers made in the Job, through
 #     the Service: the requests land on more than one replica
-#   - a Deployment's image is pulled by the node; the registry pod serving the
-#     first layer is deleted while the pull runs; the pull succeeds, and the
-#     registry logs show every layer's bytes went through it (redirect is off)
+#   - a Job pulls the whole image again and again for 20s; the registry pod
+#     that served its first layer is deleted, and a Deployment's image is
+#     pulled by the node meanwhile; every pull succeeds, some finish after
+#     the deletion, and the registry logs show every layer's bytes went
+#     through the registry to the node (redirect is off)
 # Every address is the cluster's (198.18.0.0/15): the registry reaches S3 by
 # its Service name, and no client is ever sent to the S3 endpoint.
 
@@ -152,7 +154,7 @@ done
 [ "$served" -ge 2 ] || die "the Job's requests all went to one replica:$per_pod"
 log "pushed and read back $S3_IMAGE ($digest); requests per replica:$per_pod"
 
-phase "11c. the node pulls it while a registry pod is deleted"
+phase "11c. pulls go on while a registry pod is deleted"
 CLUSTER_IP=$(k -n "$S3_TEAM" get service images -o jsonpath='{.spec.clusterIP}')
 until_true "$HOSTS_FILE maps $S3HOST to $CLUSTER_IP" \
   grep -qE "^$CLUSTER_IP[[:space:]]+${S3HOST%:*}([[:space:]]|$)" "$HOSTS_FILE"
@@ -166,6 +168,31 @@ for p in $(registry_pods); do
   followers+=($!)
 done
 stop_followers() { kill "${followers[@]}" 2>/dev/null || true; wait "${followers[@]}" 2>/dev/null || true; }
+# A client pulls the whole image (every layer downloaded and its digest
+# checked) again and again for 20s, each time on new connections.
+job_start "$S3_TEAM" s3-pulls "
+set -e
+end=\$((\$(date +%s) + 20)); n=0
+while [ \$(date +%s) -lt \$end ]; do
+  crane validate --insecure --remote $S3_IMAGE >/dev/null
+  n=\$((n + 1)); echo pulled=\$n at=\$(date +%s)
+done
+" pusher
+pull_log() { "$KUBECTL" --kubeconfig "$KC" -n "$S3_TEAM" logs job/s3-pulls 2>/dev/null; }
+until_true "the pulling Job's first pull" eval 'pull_log | grep -q "^pulled=1 "'
+job_ip=$(k -n "$S3_TEAM" get pods -l job-name=s3-pulls -o jsonpath='{.items[0].status.podIP}')
+# The registry logs a blob GET when the body starts to flow.
+first_layer_pod() {
+  local f
+  for f in "$logdir"/*.log; do
+    if [ "$(s3_requests "$LAYER_GET" <"$f")" != 0 ]; then basename "$f" .log; return 0; fi
+  done
+  return 1
+}
+victim=$(first_layer_pod) || die "no registry pod logged a layer GET of the first pull"
+t_deleted=$(date +%s)
+k -n "$S3_TEAM" delete pod "$victim" --wait=false >/dev/null
+# The node pulls too, while the replica goes (5s preStop, then its drain) and its replacement starts.
 k -n "$S3_TEAM" apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
 kind: Deployment
@@ -180,26 +207,14 @@ spec:
       containers:
       - {name: app, image: "$S3_IMAGE", imagePullPolicy: Always}
 EOF
-# The registry logs a blob GET when the body starts to flow: the first one
-# names the pod that is sending the node a layer right now.
-first_layer_pod() {
-  local f
-  for f in "$logdir"/*.log; do
-    if [ "$(s3_requests "$LAYER_GET" <"$f")" != 0 ]; then basename "$f" .log; return 0; fi
-  done
-  return 1
-}
-until_true "a registry pod starts sending the node a layer of s3/app" eval 'first_layer_pod >/dev/null'
-victim=$(first_layer_pod)
-k -n "$S3_TEAM" delete pod "$victim" --wait=false >/dev/null
-if ctr_ images ls -q | grep -qx "$S3_IMAGE"; then
-  stop_followers
-  die "the node had all of $S3_IMAGE before $victim was deleted: the deletion was not during the pull"
-fi
-log "deleted $victim while it sent the node a layer of $S3_IMAGE"
 k -n "$S3_TEAM" wait --for=condition=Available deployment/s3-app --timeout="${T}s" >/dev/null
 ctr_ images ls -q | grep -qx "$S3_IMAGE" || die "the node's containerd has no $S3_IMAGE"
-# The replacement pod serves once the deleted one is gone.
+wait_job "$S3_TEAM" s3-pulls
+pulls=$(pull_log | grep -c '^pulled=')
+after=$(pull_log | sed -n 's/^pulled=[0-9]* at=//p' | awk -v t="$t_deleted" '$1 > t' | wc -l)
+[ "$after" -ge 2 ] || die "only $after of $pulls pulls finished after $victim was deleted: the deletion was not during the pulls"
+log "deleted $victim during the pulls: $pulls whole-image pulls, $after of them finished after the deletion, none failed"
+# The replacement serves once the deleted pod is gone.
 k -n "$S3_TEAM" wait --for=delete "pod/$victim" --timeout="${T}s" >/dev/null 2>&1 || true
 k -n "$S3_TEAM" wait --for=condition=Ready pod -l "$S3_SELECTOR" --timeout="${T}s" >/dev/null
 [ "$(registry_pods | wc -l)" = 3 ] || die "not 3 registry pods after the replacement: $(registry_pods | tr '\n' ' ')"
@@ -210,9 +225,11 @@ stop_followers
 for p in $(registry_pods); do
   [ -e "$logdir/$p.log" ] || k -n "$S3_TEAM" logs "$p" --tail=-1 >"$logdir/$p.log"
 done
-layers=$(cat "$logdir"/*.log | s3_requests "$LAYER_GET")
-bytes=$(cat "$logdir"/*.log | jq -R "fromjson? | select(.msg == \"request\" and .repository == \"s3/app\") | select($LAYER_GET) | .bytes" | jq -s add)
+# The node's layer GETs: every one not from the pulling Job's pod.
+node_filter="$LAYER_GET and .client != \"$job_ip\""
+layers=$(cat "$logdir"/*.log | s3_requests "$node_filter")
+bytes=$(cat "$logdir"/*.log | jq -R "fromjson? | select(.msg == \"request\" and .repository == \"s3/app\") | select($node_filter) | .bytes" | jq -s 'add // 0')
 rm -rf "$logdir"
 # Six layers of at least 1 MiB (the base's random file and the five random layers).
-[ "$layers" -ge 6 ] || die "the registry sent the node $layers layers of s3/app, want at least 6: bytes did not cross it"
-log "the node pulled $S3_IMAGE ($layers layer GETs, $((bytes / 1048576)) MiB through the registry); a replica was replaced meanwhile, Ready with 3 again"
+[ "$layers" -ge 6 ] || die "the registry sent the node $layers layers of s3/app, want at least 6: the bytes did not cross it"
+log "the node pulled $S3_IMAGE: $layers layer GETs, $((bytes / 1048576)) MiB through the registry; Ready with 3 replicas again"

@@ -93,9 +93,15 @@ wait_job() {
   fi
 }
 
-# job NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: runs SCRIPT in the client image;
-# the secret (a dockerconfigjson) becomes crane's config.json.
+# job NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: runs SCRIPT in the client image
+# and waits for it; the secret (a dockerconfigjson) becomes crane's config.json.
 job() {
+  job_start "$@"
+  wait_job "$1" "$2"
+}
+
+# job_start NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: the same, without waiting.
+job_start() {
   local ns=$1 name=$2 script=$3 secret=${4:-} mounts= volumes=
   if [ -n "$secret" ]; then
     mounts="volumeMounts: [{name: auth, mountPath: /auth, readOnly: true}]"
@@ -121,7 +127,6 @@ spec:
         $mounts
       $volumes
 EOF
-  wait_job "$ns" "$name"
 }
 
 # big_blob_gets NS DEPLOYMENT REPO: how many blob GETs the registry answered

@@ -189,7 +189,10 @@ async fn serve_ready(addr: SocketAddr, fixed: Arc<AtomicBool>) -> tokio::task::J
                 if fixed.load(Ordering::SeqCst) {
                     (axum::http::StatusCode::OK, "ok\n")
                 } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: bucket missing: the bucket does not exist\n")
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: bucket missing: the bucket does not exist\n",
+                    )
                 }
             }
         }),

@@ -52,8 +52,23 @@ enum Look {
     Exiting(String),
 }
 
-fn one_line(text: &str) -> String {
-    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default();
+/// Which line of a text is the message.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// The first: `/debug/ready` says why in its first line (what follows,
+    /// such as an S3 error document, only repeats it).
+    First,
+    /// The last: the end of a log says why the process exited.
+    Last,
+}
+
+fn one_line(text: &str, pick: Pick) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = match pick {
+        Pick::First => lines.next(),
+        Pick::Last => lines.next_back(),
+    }
+    .unwrap_or_default();
     let mut line: String = line.chars().filter(|c| !c.is_control()).collect();
     if line.len() > MAX_MESSAGE {
         let mut cut = MAX_MESSAGE;
@@ -83,7 +98,7 @@ fn look_at(pod: &Pod, now: Timestamp) -> Option<Look> {
         .and_then(|s| s.terminated.as_ref())
         .and_then(|t| t.message.as_deref())
         .filter(|_| container.state.as_ref().is_some_and(|s| s.running.is_none()))
-        .map(one_line)
+        .map(|m| one_line(m, Pick::Last))
         .filter(|m| !m.is_empty())
     {
         return Some(Look::Exiting(message));
@@ -158,7 +173,7 @@ pub async fn pod_problem(client: &Client, namespace: &str, kind: OwnerKind, inst
                 match get_ready(addr).await {
                     Ok((200..=299, _)) => {}
                     Ok((status, body)) => {
-                        let said = one_line(&body);
+                        let said = one_line(&body, Pick::First);
                         // The registry's body reads `not ready: <why>`; the message says that already.
                         let said = said.strip_prefix("not ready: ").map(str::to_string).unwrap_or(said);
                         let said = if said.is_empty() { format!("/debug/ready answers {status}") } else { said };
@@ -216,10 +231,14 @@ mod tests {
 
     #[test]
     fn messages_are_one_bounded_line() {
-        assert_eq!(one_line("bucket wharf does not exist\n"), "bucket wharf does not exist");
+        assert_eq!(one_line("bucket wharf does not exist\n", Pick::First), "bucket wharf does not exist");
+        // What the registry answered in the e2e: the reason, then the S3 error document.
+        let body = "not ready: bucket b at http://s3:7070: NoSuchBucket\n<Error><Code>NoSuchBucket</Code></Error>\n";
+        assert_eq!(one_line(body, Pick::First), "not ready: bucket b at http://s3:7070: NoSuchBucket");
+        assert_eq!(one_line("starting\nError: refused\n\n", Pick::Last), "Error: refused");
         let long = "x".repeat(5000);
-        assert!(one_line(&long).chars().count() <= MAX_MESSAGE + 1);
-        assert_eq!(one_line("a\u{1b}[31mb"), "a[31mb");
+        assert!(one_line(&long, Pick::First).chars().count() <= MAX_MESSAGE + 1);
+        assert_eq!(one_line("a\u{1b}[31mb", Pick::Last), "a[31mb");
     }
 
     #[tokio::test]

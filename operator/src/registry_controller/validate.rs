@@ -50,6 +50,8 @@ pub struct ValidatedRegistry {
     pub tls_secret: Option<String>,
     /// Peers admitted by the NetworkPolicy, when there is one.
     pub network_policy: Option<Vec<NetworkPolicyPeer>>,
+    /// The operator's namespace: its pods read the registry pods' `/debug/ready`.
+    pub operator_namespace: String,
     /// `storage.delete.enabled`.
     pub delete_enabled: bool,
     /// Cron schedule of garbage collection.
@@ -381,6 +383,7 @@ pub fn validate(
         ingress,
         tls_secret: spec.tls.map(|t| t.secret_name.clone()),
         network_policy: spec.network_policy.filter(|n| n.enabled).map(|n| n.from.clone()),
+        operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
         gc_schedule,
         http_secret: deref.generated.http_secret.clone(),
