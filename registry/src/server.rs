@@ -234,6 +234,12 @@ where
         tokio::select! {
             result = conn.as_mut() => return result,
             () = tokio::time::sleep_until(first_deadline), if !first_request.load(Ordering::Relaxed) => {
+                // The guard was read when this select began: a request that
+                // arrived since may still be running (a long push or pull),
+                // and must not be cut. Loop, which disarms this branch.
+                if first_request.load(Ordering::Relaxed) {
+                    continue;
+                }
                 // No complete request head since the connection opened (this
                 // covers the HTTP version sniffing, which hyper's timer does not).
                 return Ok(());

@@ -130,15 +130,34 @@ fn header_len(resp: &reqwest::blocking::Response) -> Option<u64> {
 fn writer_then_reader(writer: Kind, reader: Kind) {
     let dir = tempfile::Builder::new().prefix("wharf-compat.").tempdir().unwrap();
     let root = dir.path().join("data");
-    let config = minimal_config(&root);
+    writer_then_reader_on(writer, reader, &minimal_config(&root), dir.path());
+}
+
+/// The same on one S3 bucket (versitygw), distribution with its s3 driver.
+fn writer_then_reader_on_s3(writer: Kind, reader: Kind) {
+    let dir = tempfile::Builder::new().prefix("wharf-compat.").tempdir().unwrap();
+    let s3 = common::s3::S3Server::start("compat");
+    let config = s3.registry_config("compat", "/shared", "", "compat-secret");
+    writer_then_reader_on(writer, reader, &config, dir.path());
+    // The bucket holds registry:2's layout under the root directory.
+    let tree = files_under(&s3.bucket_dir("compat").join("shared"));
+    let patterns: BTreeSet<String> = tree.iter().map(|p| path_pattern(p)).collect();
+    for want in REQUIRED_PATTERNS {
+        assert!(patterns.contains(*want), "no {want} in the bucket:\n{patterns:#?}");
+    }
+}
+
+fn writer_then_reader_on(writer: Kind, reader: Kind, config: &str, scratch: &Path) {
+    let config = config.to_string();
+    let dir = scratch;
 
     let mut w = RegistryProcess::start(writer, &config);
-    let f = push_fixtures(&w, dir.path());
-    assert_serves(&w, &f, dir.path());
+    let f = push_fixtures(&w, dir);
+    assert_serves(&w, &f, dir);
     assert!(w.terminate(Duration::from_secs(30)), "{} did not stop on SIGTERM", writer.name());
 
     let r = RegistryProcess::start(reader, &config);
-    assert_serves(&r, &f, dir.path());
+    assert_serves(&r, &f, dir);
 
     // The reader can add to what the writer left: a new tag on the old content.
     run_ok(
@@ -161,6 +180,16 @@ fn distribution_writes_wharf_serves() {
 #[test]
 fn wharf_writes_distribution_serves() {
     writer_then_reader(registry_under_test(), Kind::Distribution);
+}
+
+#[test]
+fn on_s3_distribution_writes_wharf_serves() {
+    writer_then_reader_on_s3(Kind::Distribution, registry_under_test());
+}
+
+#[test]
+fn on_s3_wharf_writes_distribution_serves() {
+    writer_then_reader_on_s3(registry_under_test(), Kind::Distribution);
 }
 
 /// The path shapes registry:2 storage is made of.

@@ -130,10 +130,23 @@ fn oci_conformance_v1_1_legacy_suite() {
     run_suite("oci-conformance-legacy.test", EXPECTED_SKIPS_LEGACY, &["junit.xml", "report.html"]);
 }
 
+/// The same suite, all four workflows, with wharf on S3 (versitygw).
+#[test]
+fn oci_conformance_all_workflows_on_s3() {
+    let s3 = common::s3::S3Server::start("conformance");
+    let config = s3.registry_config("conformance", "/", "    chunksize: 5242880\n", "conformance-secret");
+    run_suite_with("oci-conformance.test", EXPECTED_SKIPS, &["junit.xml", "results.yaml", "report.html"], Some(config));
+}
+
 fn run_suite(binary: &str, expected_skips: &[(&str, &str)], reports: &[&str]) {
+    run_suite_with(binary, expected_skips, reports, None)
+}
+
+fn run_suite_with(binary: &str, expected_skips: &[(&str, &str)], reports: &[&str], config: Option<String>) {
     let suite = tool(binary);
     let dir = tempfile::Builder::new().prefix("wharf-conformance.").tempdir().unwrap();
-    let reg = RegistryProcess::start(registry_under_test(), &minimal_config(&dir.path().join("data")));
+    let config = config.unwrap_or_else(|| minimal_config(&dir.path().join("data")));
+    let reg = RegistryProcess::start(registry_under_test(), &config);
     let results = dir.path().join("results");
     std::fs::create_dir_all(&results).unwrap();
 

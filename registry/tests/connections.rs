@@ -230,3 +230,41 @@ async fn logins_do_not_stall_other_requests() {
     assert!(probes > 1, "the logins took {:?}, {probes} probe(s)", window.elapsed());
     assert!(slowest < bound, "a request without credentials took {slowest:?} (one bcrypt: {one:?}, {probes} probes)");
 }
+
+/// A request that takes longer than the header timeout (a big push on a
+/// slow link) is not cut: the timeout is for the head only. Old code
+/// checked "no request yet" once, when the connection opened, and closed
+/// any connection whose first request was still running at the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_outlasting_the_header_timeout_completes() {
+    let limits = Limits { read_header: Duration::from_secs(1), ..Limits::default() };
+    let srv = start(limits, open()).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"POST /v2/slow/blobs/uploads/ HTTP/1.1\r\nHost: reg.test\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_response(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+        .unwrap()
+        .to_string();
+    let path = &location[location.find("/v2/").unwrap()..];
+    // A fresh connection whose first request is a PATCH trickling for 3 s.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    let chunks = 6;
+    conn.write_all(
+        format!("PATCH {path} HTTP/1.1\r\nHost: reg.test\r\nContent-Length: {}\r\n\r\n", chunks * 1000).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut pace = tokio::time::interval(Duration::from_millis(500));
+    for _ in 0..chunks {
+        pace.tick().await;
+        conn.write_all(&[7u8; 1000]).await.unwrap();
+    }
+    let head = read_response(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("range: 0-5999"), "{head}");
+}

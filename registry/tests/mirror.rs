@@ -360,6 +360,18 @@ fn a_private_wharf_upstream_cold_then_warm_with_access_rules_and_refused_pushes(
 
 #[test]
 fn twenty_concurrent_cold_pulls_of_a_50_mib_layer_make_one_upstream_get() {
+    twenty_cold_pulls(None);
+}
+
+/// The same with the mirror's cache on S3 (versitygw): readers take the
+/// bytes from the flight's memory, never from an object still being written.
+#[test]
+fn twenty_concurrent_cold_pulls_with_the_cache_on_s3() {
+    let s3 = common::s3::S3Server::start("mirror-cache");
+    twenty_cold_pulls(Some(&s3));
+}
+
+fn twenty_cold_pulls(s3: Option<&common::s3::S3Server>) {
     let dir = tempfile::tempdir().unwrap();
     let d = distribution(&dir.path().join("up"));
     let mut rng = Rng::new(50);
@@ -370,7 +382,11 @@ fn twenty_concurrent_cold_pulls_of_a_50_mib_layer_make_one_upstream_get() {
         (vec![config, layer.clone()], Blob::new(MT_MANIFEST, serde_json::to_vec(&m).unwrap()))
     };
     Session::new(&d.url(""), None).push("big/layer", "v1", &blobs.iter().collect::<Vec<_>>(), &manifest);
-    let (mirror, _) = wharf(&dir.path().join("mirror"), &format!("proxy:\n  remoteurl: {}\n", d.url("")), 200);
+    let proxy = format!("proxy:\n  remoteurl: {}\n", d.url(""));
+    let mirror = match s3 {
+        None => wharf(&dir.path().join("mirror"), &proxy, 200).0,
+        Some(s3) => RegistryProcess::start(Kind::Wharf, &(s3.registry_config("mirror-cache", "/", "", "m") + &proxy)),
+    };
 
     let path = format!("/v2/big/layer/blobs/{}", layer.digest);
     let url = mirror.url(&path);

@@ -301,3 +301,80 @@ fn s3_down_mid_push_is_a_503_and_the_retry_succeeds() {
     let got = client.get(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap().bytes().unwrap();
     assert_eq!(sha256_digest(&got), digest);
 }
+
+#[test]
+fn blob_gets_redirect_to_the_store_unless_disabled_and_heads_never_do() {
+    let s3 = S3Server::start(BUCKET);
+    let config = s3.registry_config(BUCKET, "/", "", SECRET).replace("  redirect:\n    disable: true\n", "");
+    let reg = RegistryProcess::start(Kind::Wharf, &config);
+    let data = Rng::new(8).bytes(3 << 20);
+    let digest = sha256_digest(&data);
+    let client = http();
+    let resp =
+        client.post(reg.url(&format!("/v2/r/blobs/uploads/?digest={digest}"))).body(data.clone()).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{:?}", resp.text());
+    let no_follow =
+        reqwest::blocking::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = no_follow.get(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 307);
+    let to = header(&resp, "location");
+    assert!(to.starts_with(&s3.endpoint()) && to.contains("X-Amz-Signature"), "{to}");
+    let got = no_follow.get(&to).send().unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(sha256_digest(&got.bytes().unwrap()), digest, "the presigned URL serves the blob");
+    let head = no_follow.head(reg.url(&format!("/v2/r/blobs/{digest}"))).send().unwrap();
+    assert_eq!(head.status().as_u16(), 200, "HEAD is answered here");
+    assert_eq!(header(&head, "content-length"), data.len().to_string());
+    // An unknown blob is a 404 here, not a redirect to a missing object.
+    let missing = sha256_digest(b"missing");
+    assert_eq!(no_follow.get(reg.url(&format!("/v2/r/blobs/{missing}"))).send().unwrap().status().as_u16(), 404);
+}
+
+/// Follows `Link: <...>; rel="next"` pages of a list endpoint, `n` at a time.
+fn all_pages(reg: &RegistryProcess, first: &str, field: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = Some(first.to_string());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        pages += 1;
+        assert!(pages < 100, "too many pages");
+        let resp = http().get(reg.url(&path)).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let link = header(&resp, "link");
+        let v: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+        out.extend(v[field].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()));
+        if !link.is_empty() {
+            let at = link.find("</v2/").map(|i| i + 1).unwrap_or_else(|| panic!("{link}"));
+            next = Some(link[at..].split('>').next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn catalog_and_tag_lists_see_past_s3s_1000_key_pages() {
+    let shm = std::path::Path::new("/dev/shm");
+    let s3 = if shm.is_dir() { S3Server::start_in(BUCKET, shm) } else { S3Server::start(BUCKET) };
+    let digest = sha256_digest(b"manifest");
+    let repos = s3.bucket_dir(BUCKET).join("wharf/docker/registry/v2/repositories");
+    // Written straight into the bucket's directory: 1,100 repositories and
+    // one with 1,200 tags, as distribution would lay them out.
+    let link = |dir: std::path::PathBuf| {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("link"), &digest).unwrap();
+    };
+    for i in 0..1_100 {
+        link(repos.join(format!("team/r{i:04}/_manifests/tags/v1/current")));
+    }
+    for i in 0..1_200 {
+        link(repos.join(format!("many/_manifests/tags/t{i:04}/current")));
+    }
+    let reg = replica(&s3, "");
+    let names = all_pages(&reg, "/v2/_catalog?n=1000", "repositories");
+    assert_eq!(names.len(), 1_101, "every repository across pages");
+    assert_eq!(names.first().map(String::as_str), Some("many"));
+    assert_eq!(names.last().map(String::as_str), Some("team/r1099"));
+    let tags = all_pages(&reg, "/v2/many/tags/list", "tags");
+    assert_eq!(tags.len(), 1_200, "every tag in one answer");
+    assert_eq!(tags.last().map(String::as_str), Some("t1199"));
+}

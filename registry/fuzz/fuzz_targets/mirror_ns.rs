@@ -33,7 +33,7 @@ static MIRROR: LazyLock<Mirror> = LazyLock::new(|| {
     let backend = Arc::new(Filesystem::new("/nonexistent/wharf-fuzz"));
     let registry = Arc::new(Registry::new(
         backend,
-        Options { delete_enabled: false, read_only: false, upload_secret: vec![0; 32] },
+        Options { upload_secret: vec![0; 32], ..Options::default() },
     ));
     Mirror::from_config(&proxy, registry).expect("the mirror builds")
 });

@@ -169,7 +169,8 @@ pub const S3_MIN_PART: u64 = 5 << 20;
 pub const S3_MAX_PART: u64 = 5 << 30;
 
 impl S3 {
-    pub const DEFAULT_CHUNK: u64 = 10 << 20;
+    /// registry:2 uses 10 MiB; 16 MiB lets 10,000 parts hold a 156 GiB blob.
+    pub const DEFAULT_CHUNK: u64 = 16 << 20;
     pub const DEFAULT_COPY_CHUNK: u64 = 32 << 20;
     pub const DEFAULT_COPY_CONCURRENCY: u64 = 100;
     pub const DEFAULT_COPY_THRESHOLD: u64 = 32 << 20;
@@ -322,5 +323,71 @@ mod lenient {
             }
             other => return Err(D::Error::custom(format!("expected a number, got {other:?}"))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_yaml(text, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).map_err(|e| e.to_string())
+    }
+
+    const S3: &str = "storage:\n  s3:\n    bucket: b\n    region: us-east-1\n";
+
+    #[test]
+    fn s3_keys_as_registry2_writes_them() {
+        let c = load(
+            "storage:\n  s3:\n    bucket: b\n    region: r\n    regionendpoint: http://s3.local:9000\n    \
+             forcepathstyle: \"true\"\n    secure: false\n    chunksize: \"10485760\"\n    \
+             multipartcopythresholdsize: 33554432\n    storageclass: REDUCED_REDUNDANCY\n    encrypt: true\n    \
+             keyid: k1\n    rootdirectory: /x\n    loglevel: debug\n",
+            &[],
+        )
+        .unwrap();
+        let s3 = c.storage.s3.unwrap();
+        assert_eq!(s3.forcepathstyle, Some(true));
+        assert_eq!(s3.chunk_size(), 10 << 20);
+        assert_eq!(s3.copy_threshold(), 32 << 20);
+        assert_eq!(s3.accesskey, None, "no keys: the AWS credential chain applies");
+    }
+
+    #[test]
+    fn env_overrides_reach_s3_keys_and_secrets_are_redacted() {
+        let env = [
+            ("REGISTRY_STORAGE_S3_ACCESSKEY", "AKIA1"),
+            ("REGISTRY_STORAGE_S3_SECRETKEY", "hush"),
+            ("REGISTRY_STORAGE_S3_BUCKET", "from-env"),
+        ];
+        let c = load(S3, &env).unwrap();
+        let s3 = c.storage.s3.as_ref().unwrap();
+        assert_eq!((s3.accesskey.as_deref(), s3.secretkey.as_deref()), (Some("AKIA1"), Some("hush")));
+        assert_eq!(s3.bucket.as_deref(), Some("from-env"));
+        let shown = c.to_yaml();
+        assert!(!shown.contains("hush") && shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn keys_that_do_not_apply_are_refused_by_name() {
+        for (extra, key) in [
+            ("    v4auth: false\n", "storage.s3.v4auth"),
+            ("    objectacl: public-read\n", "storage.s3.objectacl"),
+            ("    accelerate: true\n", "storage.s3.accelerate"),
+            ("    chunksize: 1048576\n", "storage.s3.chunksize"),
+            ("    multipartcopythresholdsize: 6442450944\n", "storage.s3.multipartcopythresholdsize"),
+            ("    keyid: k\n", "storage.s3.keyid"),
+            ("    accesskey: a\n", "storage.s3.accesskey"),
+            ("    bucketname: b\n", "storage.s3"),
+        ] {
+            let e = load(&format!("{S3}{extra}"), &[]).unwrap_err();
+            assert!(e.starts_with(key), "{extra:?}: {e}");
+        }
+        let e = load("storage:\n  s3:\n    region: r\n", &[]).unwrap_err();
+        assert!(e.starts_with("storage.s3.bucket"), "{e}");
+        let e = load("storage:\n  filesystem: {}\n  s3: {bucket: b, region: r}\n", &[]).unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = load("storage:\n  oss: {bucket: b}\n", &[]).unwrap_err();
+        assert!(e.starts_with("storage.oss") && e.contains("regionendpoint"), "{e}");
     }
 }

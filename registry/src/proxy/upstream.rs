@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest012 as reqwest;
 
 use super::Error;
 use crate::registry::digest::Digest;
@@ -168,6 +167,7 @@ impl Upstream {
     pub fn new(name: &str, url: &str, account: Credentials, realm_hosts: &[String]) -> Result<Upstream, String> {
         let url = url.trim_end_matches('/').to_string();
         let (https, host) = url_host(&url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)

@@ -3,11 +3,12 @@
 
 use super::reference::RepoName;
 use super::{Registry, Result};
+use crate::storage::paths;
 
 impl Registry {
     /// All repository names (those with manifests or layers), sorted.
     pub async fn catalog(&self) -> Result<Vec<RepoName>> {
-        self.repositories_with(&["_manifests", "_layers"]).await
+        self.repositories_with(&[paths::MANIFESTS_DIR, paths::LAYERS_DIR]).await
     }
 }
 

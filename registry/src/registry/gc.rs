@@ -8,6 +8,7 @@
 //! spares blobs younger than `min_age`, so a push in progress keeps its
 //! layers even when the registry stays writable.
 
+use crate::storage::paths;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
@@ -43,7 +44,7 @@ impl Registry {
     pub async fn garbage_collect(&self, min_age: Duration, dry_run: bool, delete_untagged: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut marked: HashSet<Digest> = HashSet::new();
-        for repo in self.repositories_with(&["_manifests"]).await? {
+        for repo in self.repositories_with(&[paths::MANIFESTS_DIR]).await? {
             let repo = repo.as_str();
             let revisions = self.digests_under(|alg| Path::RevisionsRoot(repo, alg).key()).await?;
             let mut keep: HashSet<Digest> = revisions.iter().cloned().collect();

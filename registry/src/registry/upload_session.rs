@@ -230,9 +230,9 @@ impl<'a> Appender<'a> {
     /// stored as a piece, and the state is recorded. With `last`, every
     /// byte goes into a (possibly short) final part instead.
     pub async fn finish(mut self, s: &mut Session, last: bool) -> Result<()> {
-        if last {
-            self.flush(s, true).await?;
-        } else if matches!(self.rule, PartRule::Append) {
+        // The rest goes out now: as the final part, or (appending in place)
+        // as a last batch. Otherwise it stays as a pending piece below.
+        if last || matches!(self.rule, PartRule::Append) {
             self.flush(s, true).await?;
         }
         self.land(s).await?;

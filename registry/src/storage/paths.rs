@@ -23,6 +23,12 @@ use crate::registry::digest::Digest;
 
 const ROOT: &str = "docker/registry/v2";
 
+/// The names that mark a repository's directory (what the catalog, GC and
+/// upload purging look for while walking `repositories/`).
+pub const UPLOADS_DIR: &str = "_uploads";
+pub const MANIFESTS_DIR: &str = "_manifests";
+pub const LAYERS_DIR: &str = "_layers";
+
 /// One location in the layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path<'a> {

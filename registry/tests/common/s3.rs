@@ -26,7 +26,13 @@ fn free_port() -> u16 {
 impl S3Server {
     /// Starts versitygw with one bucket, `bucket`.
     pub fn start(bucket: &str) -> S3Server {
-        let dir = tempfile::Builder::new().prefix("wharf-s3.").tempdir().unwrap();
+        S3Server::start_in(bucket, &std::env::temp_dir())
+    }
+
+    /// The same with the buckets under `base` (tests that make thousands of
+    /// small objects use /dev/shm: this disk takes seconds to remove them).
+    pub fn start_in(bucket: &str, base: &Path) -> S3Server {
+        let dir = tempfile::Builder::new().prefix("wharf-s3.").tempdir_in(base).unwrap();
         std::fs::create_dir(dir.path().join(bucket)).unwrap();
         let mut s = S3Server { child: None, log: None, dir, port: free_port() };
         s.restart();
