@@ -8,6 +8,9 @@
 #                          1 MiB of random bytes made for this run, so the node
 #                          has none of their layers and every node pull must
 #                          fetch one from a registry
+#   wharf.local/versitygw:<pin>  the S3 server of scenario 11: the static
+#                          versitygw scripts/tools.sh builds, in an image made by
+#                          image-builder (as the wharf images are)
 #
 #   e2e/images.sh          (the cluster must be up: e2e/cluster/up.sh)
 set -Eeuo pipefail
@@ -20,6 +23,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 STATE=$WHARF_E2E_DIR/cluster
 CTRD_SOCK=$STATE/containerd/containerd.sock
 CRANE_VERSION=v0.20.8
+VERSITYGW_VERSION=$(sed -n 's/^VERSITYGW_VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/tools.sh")
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 OUT=$WHARF_E2E_DIR/images
 mkdir -p "$OUT"
@@ -38,6 +42,22 @@ for name in wharf-registry wharf-operator; do
   log "imported ghcr.io/wharf-dev/$name:$VERSION"
 done
 
+phase "versitygw image"
+# The static (CGO_ENABLED=0) build: the image has no libc.
+vgw=$WHARF_CACHE/bin/versitygw-static
+[ -x "$vgw" ] || die "no $vgw: run scripts/tools.sh"
+rm -f "$OUT/versitygw.tar"
+"$ROOT/target/release/wharf-image-builder" --binary "$(readlink -f "$vgw")" --name versitygw \
+  --tag "$VERSITYGW_VERSION" --expose 7070/tcp \
+  --label org.opencontainers.image.title=versitygw \
+  --label "org.opencontainers.image.version=$VERSITYGW_VERSION" \
+  --label org.opencontainers.image.licenses=Apache-2.0 \
+  --label org.opencontainers.image.source=https://github.com/versity/versitygw \
+  --out "$OUT/versitygw" >/dev/null
+skopeo copy -q "oci:$OUT/versitygw" "docker-archive:$OUT/versitygw.tar:wharf.local/versitygw:$VERSITYGW_VERSION"
+ctr_ images import --platform linux/amd64 "$OUT/versitygw.tar" >/dev/null
+log "imported wharf.local/versitygw:$VERSITYGW_VERSION"
+
 phase "client image"
 # The crane in $WHARF_CACHE/bin uses cgo; the client image has no libc.
 # scripts/tools.sh builds the static one (nothing is downloaded during the e2e).
@@ -52,7 +72,7 @@ for app in a b c; do
     --file "$PAUSE_BIN:/pause:0755" --file "$OUT/random-$app.bin:/random.bin:0644" >/dev/null
   args+=(--file "$OUT/app-$app.tar:/images/app-$app.tar:0644")
 done
-for a in sh cat echo grep printf nc sed test wc tr head; do
+for a in sh cat echo grep printf nc sed test wc tr head tar mkdir seq sleep date; do
   args+=(--symlink "/bin/$a:busybox")
 done
 python3 "$HERE/cluster/mkimage.py" "$OUT/client.tar" wharf.local/client:1 "${args[@]}" >/dev/null

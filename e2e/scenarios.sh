@@ -19,6 +19,10 @@
 #      certs.d/docker.io untouched); once the chart's policy allows that
 #      namespace and host, the node pulls docker.io images through it; one
 #      node agent, in the operator's namespace, and none per resource
+#  11. S3 (e2e/scenario-s3.sh): versitygw in the cluster; a Registry with
+#      storage.s3 and 3 replicas is Degraded while its bucket is missing, then
+#      Ready; a Job pushes 50 MiB through the Service onto several replicas;
+#      the node pulls it while the replica sending it a layer is deleted
 # and the operator, under the chart's RBAC, logged no forbidden error; and
 # helm uninstall leaves the node's files as they were before.
 # Each step has a deadline; on failure it prints describe, events and logs.
@@ -50,7 +54,7 @@ ctr_() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
 
 dump() {
   local ns p
-  for ns in $SYS $TEAM $APPS $MIRROR_NS; do
+  for ns in $SYS $TEAM $APPS $MIRROR_NS ${S3_NS:-} ${S3_TEAM:-}; do
     k get namespace "$ns" >/dev/null 2>&1 || continue
     log "---- diagnostics for namespace $ns"
     k -n "$ns" get registries,registrymirrors,all,pvc,secrets,configmaps -o wide >&2 || true
@@ -89,9 +93,15 @@ wait_job() {
   fi
 }
 
-# job NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: runs SCRIPT in the client image;
-# the secret (a dockerconfigjson) becomes crane's config.json.
+# job NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: runs SCRIPT in the client image
+# and waits for it; the secret (a dockerconfigjson) becomes crane's config.json.
 job() {
+  job_start "$@"
+  wait_job "$1" "$2"
+}
+
+# job_start NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: the same, without waiting.
+job_start() {
   local ns=$1 name=$2 script=$3 secret=${4:-} mounts= volumes=
   if [ -n "$secret" ]; then
     mounts="volumeMounts: [{name: auth, mountPath: /auth, readOnly: true}]"
@@ -117,7 +127,6 @@ spec:
         $mounts
       $volumes
 EOF
-  wait_job "$ns" "$name"
 }
 
 # big_blob_gets NS DEPLOYMENT REPO: how many blob GETs the registry answered
@@ -475,6 +484,10 @@ k -n "$TENANT" delete pod docker-io-through-mirror --wait=true >/dev/null
 k -n "$TENANT" delete registrymirror hub --wait=true --timeout="${T}s" >/dev/null
 until_true "$CERTS_DIR/docker.io removed with its mirror" sh -c "[ ! -e '$CERTS_DIR/docker.io' ]"
 log "one node agent ($agents); no hostPath pod outside $SYS; docker.io released with the mirror"
+
+# ------------------------------------------------------------------ 11
+# shellcheck source=scenario-s3.sh
+. "$HERE/scenario-s3.sh"
 
 # ------------------------------------------------------------------ RBAC
 phase "the operator logged no forbidden error"

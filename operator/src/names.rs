@@ -58,6 +58,8 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_OWNER_KIND: &str = "wharf.dev/owner-kind";
 /// Value of [`LABEL_NAME`].
 pub const APP_NAME: &str = "wharf-registry";
+/// [`LABEL_NAME`] of the operator's own pods (the chart's selector label).
+pub const OPERATOR_APP_NAME: &str = "wharf-operator";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGER: &str = "wharf-operator";
 /// [`LABEL_NAME`] of the `nodeAccess` agent pods. It differs from [`APP_NAME`]

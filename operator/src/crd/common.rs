@@ -84,29 +84,71 @@ pub struct EmptyDirStorage {
     pub size_limit: Option<Quantity>,
 }
 
-/// An S3 bucket. Credentials come from a Secret and reach the registry as
-/// environment variables, never through the ConfigMap.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// An S3 bucket, or a bucket of an S3-compatible service (Ceph RGW,
+/// versitygw, Aliyun OSS, Cloudflare R2, ...). Rendered as the registry's
+/// `storage.s3` with registry:2's keys. Credentials come from a Secret and
+/// reach the registry as environment variables, never through the ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.keyId) || (has(self.encrypt) && self.encrypt)"
+).message("storage.s3.keyId applies only with encrypt: true"))]
 pub struct S3Storage {
-    /// Bucket name.
+    /// Bucket name. The bucket must exist: the registry does not create it.
     pub bucket: String,
-    /// Region of the bucket, e.g. `us-east-1`.
+    /// Region of the bucket, e.g. `us-east-1` (any value for most
+    /// S3-compatible services; `oss-cn-hangzhou` style for Aliyun OSS).
     pub region: String,
-    /// Endpoint URL of an S3-compatible service (MinIO, Ceph RGW); AWS when unset.
+    /// Endpoint URL of an S3-compatible service, e.g.
+    /// `http://versitygw.s3.svc.cluster.local:7070` or
+    /// `https://oss-cn-hangzhou.aliyuncs.com`; AWS when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/]+')").message(
+        "storage.s3.endpoint must be an http:// or https:// URL"
+    ))]
+    #[schemars(length(max = 2048))]
     pub endpoint: Option<String>,
     /// Address the bucket as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>`
-    /// (most S3-compatible services need this).
+    /// (MinIO, Ceph RGW and versitygw need this; AWS and Aliyun OSS use
+    /// virtual-hosted style, `false`).
     #[serde(default)]
     pub force_path_style: bool,
-    /// Prefix inside the bucket under which the registry keeps everything.
+    /// Prefix inside the bucket under which the registry keeps everything
+    /// (`<rootDirectory>/docker/registry/v2/...`, as registry:2 does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_directory: Option<String>,
     /// Secret holding the access key pair. When unset the registry uses its
     /// ambient credentials (e.g. an IAM role for the pod).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<S3Credentials>,
+    /// Size of each part of a multipart upload, e.g. `10Mi` (the default),
+    /// between `5Mi` and `5Gi`. Every part but the last has this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<Quantity>,
+    /// Storage class of the objects written, e.g. `STANDARD` or
+    /// `STANDARD_IA`; the bucket's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Z_]+$')").message(
+        "storage.s3.storageClass is an S3 storage class name such as STANDARD or STANDARD_IA"
+    ))]
+    #[schemars(length(max = 64))]
+    pub storage_class: Option<String>,
+    /// Server-side encryption of the objects written (SSE-S3, or SSE-KMS with `keyId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    /// KMS key id for server-side encryption; needs `encrypt: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Do not verify the endpoint's TLS certificate. For test setups only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_verify: Option<bool>,
+    /// Answer blob downloads with a 307 redirect to a presigned URL on the
+    /// endpoint, as registry:2 does by default, so the bytes do not pass
+    /// through the registry. Off by default: every client, including each
+    /// node's container runtime, must then resolve and reach the endpoint,
+    /// which an in-cluster S3 service name does not allow.
+    #[serde(default)]
+    pub redirect: bool,
 }
 
 /// A Secret holding an S3 access key pair.

@@ -69,4 +69,9 @@ pub mod reasons {
     pub const NODE_ACCESS_NOT_ALLOWED: &str = "NodeAccessNotAllowed";
     /// An older resource already maps one of the hosts on the nodes.
     pub const HOST_CLAIMED: &str = "HostClaimed";
+    /// A registry pod runs but says it cannot serve (its `/debug/ready`
+    /// body, e.g. the S3 bucket is missing or refuses the key pair).
+    pub const REGISTRY_NOT_READY: &str = "RegistryNotReady";
+    /// A registry container keeps exiting (e.g. it refuses its configuration).
+    pub const REGISTRY_EXITING: &str = "RegistryExiting";
 }

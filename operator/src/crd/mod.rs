@@ -139,6 +139,23 @@ mod tests {
     }
 
     #[test]
+    fn cel_checks_s3_fields() {
+        let s3 = |extra: Value| {
+            let mut s3 = json!({"bucket": "b", "region": "r"});
+            s3.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            registry(json!({"replicas": 3, "storage": {"s3": s3}}))
+        };
+        assert_eq!(
+            s3(json!({"endpoint": "http://versitygw.s3.svc.cluster.local:7070", "forcePathStyle": true,
+                "chunkSize": "16Mi", "storageClass": "STANDARD_IA", "encrypt": true, "keyId": "k", "redirect": true})),
+            Ok(())
+        );
+        rejected_with(s3(json!({"keyId": "k"})), "keyId applies only with encrypt: true");
+        rejected_with(s3(json!({"endpoint": "minio:9000"})), "must be an http:// or https:// URL");
+        rejected_with(s3(json!({"storageClass": "cold storage"})), "S3 storage class name");
+    }
+
+    #[test]
     fn cel_rejects_conflicting_auth_and_bad_realms() {
         rejected_with(
             registry(json!({"storage": {"emptyDir": {}}, "auth": {"htpasswd": {"secret": {"secretName": "a"}},

@@ -22,6 +22,8 @@ pub mod apply;
 pub mod build;
 pub mod common;
 pub mod dereference;
+pub mod pod_probe;
+pub mod s3;
 pub mod update_status;
 pub mod validate;
 
@@ -43,6 +45,10 @@ use validate::{Identity, ValidatedRegistry};
 
 /// How often a healthy resource is looked at again without any event.
 pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How often a resource with missing replicas is looked at again: a pod that
+/// runs but never becomes ready changes no Deployment status, so no event
+/// would tell the operator to ask it why.
+pub const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -200,8 +206,11 @@ where
     };
     let key = crate::node_access::plan::Key { kind, namespace: id.namespace.clone(), name: id.name.clone() };
     let node_access = spec.node_access_enabled().then(|| ctx.node_access.verdict(&key));
-    let observed = update_status::observe(&applied, node_access);
+    let mut observed = update_status::observe(&applied, node_access);
+    if observed.missing_replicas() {
+        observed.pod_problem = pod_probe::pod_problem(&ctx.client, &id.namespace, kind, &id.name).await;
+    }
     let status = update_status::compute_status(&validated, &observed, generation);
     update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if observed.missing_replicas() { NOT_READY_RECHECK } else { RESYNC }))
 }

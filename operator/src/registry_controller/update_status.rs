@@ -20,6 +20,7 @@ use crate::crd::conditions::{reasons, types};
 use crate::crd::{Registry, RegistryMirror};
 
 use super::build::{Applied, Resources};
+use super::pod_probe::PodProblem;
 use super::validate::{Auth, ValidatedRegistry};
 use crate::node_access::plan::Verdict;
 
@@ -66,6 +67,15 @@ pub struct Observed {
     pub node_access: Option<String>,
     /// Why node access was refused (reason, message): Degraded.
     pub node_access_refused: Option<(&'static str, String)>,
+    /// What a registry pod says is wrong while replicas are missing: Degraded.
+    pub pod_problem: Option<PodProblem>,
+}
+
+impl Observed {
+    /// Fewer pods are ready than asked for: worth asking them why.
+    pub fn missing_replicas(&self) -> bool {
+        self.replicas > 0 && self.ready_replicas < self.replicas
+    }
 }
 
 /// `nodeAccess` as the status reports it: `None` when off; `Some(None)` before the first decision.
@@ -107,6 +117,7 @@ pub fn observe(applied: &Resources<Applied>, node_access: Option<Option<Verdict>
         pvc_pending,
         node_access,
         node_access_refused,
+        pod_problem: None,
     }
 }
 
@@ -128,6 +139,8 @@ pub fn compute_status(v: &ValidatedRegistry, observed: &Observed, generation: Op
         (false, reasons::PVC_PENDING, "waiting for the storage claim to be bound".to_string())
     } else if observed.replicas == 0 {
         (false, reasons::SCALED_TO_ZERO, "replicas is 0".to_string())
+    } else if let Some(p) = observed.pod_problem.as_ref().filter(|_| !observed.rollout_complete) {
+        (false, p.reason, format!("{} of {} replicas ready: {}", observed.ready_replicas, observed.replicas, p.message))
     } else if !observed.rollout_complete {
         (
             false,
@@ -151,9 +164,12 @@ pub fn compute_status(v: &ValidatedRegistry, observed: &Observed, generation: Op
                 .into(),
             generation,
         ),
-        match &observed.node_access_refused {
-            Some((reason, message)) => condition(types::DEGRADED, true, reason, message.clone(), generation),
-            None => condition(types::DEGRADED, false, reasons::AS_EXPECTED, "the spec is applied".into(), generation),
+        match (&observed.pod_problem, &observed.node_access_refused) {
+            (Some(p), _) => condition(types::DEGRADED, true, p.reason, p.message.clone(), generation),
+            (None, Some((reason, message))) => condition(types::DEGRADED, true, reason, message.clone(), generation),
+            (None, None) => {
+                condition(types::DEGRADED, false, reasons::AS_EXPECTED, "the spec is applied".into(), generation)
+            }
         },
     ];
     RegistryStatus {
@@ -278,6 +294,7 @@ mod tests {
             pvc_pending,
             node_access: None,
             node_access_refused: None,
+            pod_problem: None,
         }
     }
 
@@ -319,6 +336,29 @@ mod tests {
         assert_eq!(cond(&s, types::DEGRADED).message, "not docker.io");
         assert_eq!(cond(&s, types::READY).status, "True", "the registry itself still serves");
         assert_eq!(s.node_access.as_deref(), Some("refused: not docker.io"));
+    }
+
+    #[test]
+    fn what_a_pod_says_is_degraded_and_clears_once_ready() {
+        let v = crate::test_support::validated_registry();
+        let mut o = observed(0, false, false);
+        assert!(o.missing_replicas());
+        o.pod_problem = Some(PodProblem {
+            reason: reasons::REGISTRY_NOT_READY,
+            message: "pod reg-1 is not ready: storage: bucket `wharf` does not exist".into(),
+        });
+        let s = compute_status(&v, &o, Some(1));
+        let degraded = cond(&s, types::DEGRADED);
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", reasons::REGISTRY_NOT_READY));
+        assert!(degraded.message.contains("bucket `wharf` does not exist"), "{}", degraded.message);
+        let ready = cond(&s, types::READY);
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reasons::REGISTRY_NOT_READY));
+        assert!(ready.message.starts_with("0 of 2 replicas ready: pod reg-1"), "{}", ready.message);
+
+        let healthy = observed(2, true, false);
+        assert!(!healthy.missing_replicas(), "nobody is asked when every replica is ready");
+        let s = compute_status(&v, &healthy, Some(1));
+        assert_eq!(cond(&s, types::DEGRADED).status, "False");
     }
 
     #[test]

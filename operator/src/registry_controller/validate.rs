@@ -13,12 +13,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::crd::mirror::UpstreamCredentials;
-use crate::crd::{AccessMode, LogLevel, RepositoryAction, S3Credentials, ServiceType};
+use crate::crd::{AccessMode, LogLevel, RepositoryAction, ServiceType};
 use crate::names::{self, ChildNames, Endpoint, EndpointInput, OwnerKind};
 use crate::settings::Settings;
 
 use super::common::CommonSpec;
 use super::dereference::{Dereferenced, SecretState};
+use super::s3::{S3Settings, validate_s3};
 
 /// Everything the builders need, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +50,8 @@ pub struct ValidatedRegistry {
     pub tls_secret: Option<String>,
     /// Peers admitted by the NetworkPolicy, when there is one.
     pub network_policy: Option<Vec<NetworkPolicyPeer>>,
+    /// The operator's namespace: its pods read the registry pods' `/debug/ready`.
+    pub operator_namespace: String,
     /// `storage.delete.enabled`.
     pub delete_enabled: bool,
     /// Cron schedule of garbage collection.
@@ -96,20 +99,7 @@ pub enum Storage {
         size_limit: Option<Quantity>,
     },
     /// An S3 bucket.
-    S3 {
-        /// Bucket.
-        bucket: String,
-        /// Region.
-        region: String,
-        /// Endpoint URL.
-        endpoint: Option<String>,
-        /// Path-style addressing.
-        force_path_style: bool,
-        /// Prefix in the bucket.
-        root_directory: Option<String>,
-        /// Credentials Secret.
-        credentials: Option<S3Credentials>,
-    },
+    S3(Box<S3Settings>),
 }
 
 impl Storage {
@@ -117,7 +107,7 @@ impl Storage {
     pub fn allows_rolling_update(&self) -> bool {
         match self {
             Storage::Claim { shared, .. } => *shared,
-            Storage::EmptyDir { .. } | Storage::S3 { .. } => true,
+            Storage::EmptyDir { .. } | Storage::S3(_) => true,
         }
     }
 }
@@ -393,6 +383,7 @@ pub fn validate(
         ingress,
         tls_secret: spec.tls.map(|t| t.secret_name.clone()),
         network_policy: spec.network_policy.filter(|n| n.enabled).map(|n| n.from.clone()),
+        operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
         gc_schedule,
         http_secret: deref.generated.http_secret.clone(),
@@ -444,21 +435,7 @@ fn validate_storage(spec: &CommonSpec<'_>, names: &ChildNames, deref: &Dereferen
     let Some(s3) = &s.s3 else {
         return Err(Error::InvalidSpec("storage: set exactly one of filesystem, emptyDir and s3".into()));
     };
-    if s3.bucket.trim().is_empty() || s3.region.trim().is_empty() {
-        return Err(Error::InvalidSpec("storage.s3: bucket and region are required".into()));
-    }
-    if let Some(c) = &s3.credentials {
-        require_key(deref, &c.secret_name, &c.access_key_id_key, "storage.s3.credentials")?;
-        require_key(deref, &c.secret_name, &c.secret_access_key_key, "storage.s3.credentials")?;
-    }
-    Ok(Storage::S3 {
-        bucket: s3.bucket.clone(),
-        region: s3.region.clone(),
-        endpoint: s3.endpoint.clone(),
-        force_path_style: s3.force_path_style,
-        root_directory: s3.root_directory.clone(),
-        credentials: s3.credentials.clone(),
-    })
+    Ok(Storage::S3(Box::new(validate_s3(s3, deref)?)))
 }
 
 fn validate_service(spec: &CommonSpec<'_>) -> Result<Service, Error> {
@@ -611,7 +588,7 @@ fn secret_of<'d>(deref: &'d Dereferenced, name: &str, field: &str) -> Result<&'d
     }
 }
 
-fn require_key(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
+pub(super) fn require_key(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
     match secret_of(deref, name, field)? {
         SecretState::Present(data) if !data.contains_key(key) => {
             Err(Error::SecretKeyMissing { name: name.to_string(), key: key.to_string(), field: field.to_string() })

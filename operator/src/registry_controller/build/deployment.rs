@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,9 +24,13 @@ use super::registry_config::upstream_dir;
 /// The user and group the registry runs as (distroless `nonroot`).
 pub const RUN_AS: i64 = 65532;
 
+/// Seconds a deleted pod keeps serving before SIGTERM starts its drain.
+const PRE_STOP_SLEEP: i64 = 5;
+
 /// Digest of everything the pods read only at start: config.yml, the
-/// generated secrets and the signing key. A change rolls the pods. Users,
-/// access rules and TLS files are reloaded by the registry and left out.
+/// generated secrets, the signing key and the S3 key pair (environment
+/// variables). A change rolls the pods. Users, access rules and TLS files
+/// are reloaded by the registry and left out.
 pub fn config_hash(v: &ValidatedRegistry, config_yaml: &str) -> String {
     let mut h = Sha256::new();
     for part in [config_yaml, &v.http_secret] {
@@ -34,6 +39,11 @@ pub fn config_hash(v: &ValidatedRegistry, config_yaml: &str) -> String {
     }
     if let Auth::Token(t) = &v.auth {
         h.update(t.signing_key_pem.as_bytes());
+    }
+    if let Storage::S3(s3) = &v.storage
+        && let Some(d) = &s3.credentials_digest
+    {
+        h.update(d.as_bytes());
     }
     hex::encode(&h.finalize()[..16])
 }
@@ -72,6 +82,19 @@ pub fn build_deployment(v: &ValidatedRegistry, config_yaml: &str) -> Deployment 
         },
     ]);
     container.readiness_probe = Some(http_probe("/debug/ready", 5, 3));
+    // A container that exits (e.g. refusing its configuration) leaves the end
+    // of its log as termination message, which the Degraded condition quotes.
+    container.termination_message_policy = Some("FallbackToLogsOnError".into());
+    // Deleted pods keep serving while the Service's endpoints drop them
+    // (kube-proxy and every node take a moment): without it a pull routed
+    // to a pod that already closed its listener fails.
+    container.lifecycle = Some(Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction { seconds: PRE_STOP_SLEEP }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    });
     container.liveness_probe = Some(http_probe("/debug/health", 20, 6));
     container.resources = v.pods.resources.clone();
     let mut labels = names::labels(v.kind, v.names.instance());
@@ -90,7 +113,7 @@ pub fn build_deployment(v: &ValidatedRegistry, config_yaml: &str) -> Deployment 
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    // Drain (http.draintimeout 30s) plus margin.
+                    // preStop (5s), drain (http.draintimeout 30s), margin.
                     termination_grace_period_seconds: Some(45),
                     affinity: v.pods.affinity.clone(),
                     ..pod_spec(v, container)
@@ -170,7 +193,9 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 
 fn env(v: &ValidatedRegistry) -> Vec<EnvVar> {
     let mut env = vec![secret_env("REGISTRY_HTTP_SECRET", &v.names.http_secret(), names::HTTP_SECRET_KEY)];
-    if let Storage::S3 { credentials: Some(c), .. } = &v.storage {
+    if let Storage::S3(s3) = &v.storage
+        && let Some(c) = &s3.credentials
+    {
         env.push(secret_env("REGISTRY_STORAGE_S3_ACCESSKEY", &c.secret_name, &c.access_key_id_key));
         env.push(secret_env("REGISTRY_STORAGE_S3_SECRETKEY", &c.secret_name, &c.secret_access_key_key));
     }
@@ -271,7 +296,7 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
             empty_dir: Some(EmptyDirVolumeSource { size_limit: size_limit.clone(), medium: None }),
             ..Volume::default()
         }),
-        Storage::S3 { .. } => {}
+        Storage::S3(_) => {}
     }
     if let Some(tls) = &v.tls_secret {
         vols.push(secret_volume(

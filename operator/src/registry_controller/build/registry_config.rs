@@ -54,6 +54,9 @@ pub struct StorageConfig {
     pub delete: Enabled,
     /// `maintenance`.
     pub maintenance: Maintenance,
+    /// `redirect` (s3 only: the filesystem driver never redirects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
 }
 
 /// `storage.filesystem`.
@@ -63,7 +66,8 @@ pub struct Filesystem {
     pub rootdirectory: String,
 }
 
-/// `storage.s3`. Credentials come from `REGISTRY_STORAGE_S3_ACCESSKEY` and `..._SECRETKEY`.
+/// `storage.s3`, with registry:2's keys. Credentials come from
+/// `REGISTRY_STORAGE_S3_ACCESSKEY` and `..._SECRETKEY`.
 #[derive(Debug, Serialize)]
 pub struct S3 {
     /// Bucket.
@@ -78,6 +82,28 @@ pub struct S3 {
     /// Prefix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootdirectory: Option<String>,
+    /// Multipart part size, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunksize: Option<u64>,
+    /// Storage class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storageclass: Option<String>,
+    /// Server-side encryption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    /// KMS key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// No TLS verification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipverify: Option<bool>,
+}
+
+/// `storage.redirect`.
+#[derive(Debug, Serialize)]
+pub struct Redirect {
+    /// Stream blobs through the registry instead of a 307 to a presigned URL.
+    pub disable: bool,
 }
 
 /// `{ enabled: bool }`.
@@ -249,16 +275,26 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
             Storage::Claim { .. } | Storage::EmptyDir { .. } => {
                 Some(Filesystem { rootdirectory: paths::STORAGE_ROOT.into() })
             }
-            Storage::S3 { .. } => None,
+            Storage::S3(_) => None,
         },
         s3: match &v.storage {
-            Storage::S3 { bucket, region, endpoint, force_path_style, root_directory, .. } => Some(S3 {
-                bucket: bucket.clone(),
-                region: region.clone(),
-                regionendpoint: endpoint.clone(),
-                forcepathstyle: *force_path_style,
-                rootdirectory: root_directory.clone(),
+            Storage::S3(s) => Some(S3 {
+                bucket: s.bucket.clone(),
+                region: s.region.clone(),
+                regionendpoint: s.endpoint.clone(),
+                forcepathstyle: s.force_path_style,
+                rootdirectory: s.root_directory.clone(),
+                chunksize: s.chunk_size,
+                storageclass: s.storage_class.clone(),
+                encrypt: s.encrypt,
+                keyid: s.key_id.clone(),
+                skipverify: s.skip_verify,
             }),
+            _ => None,
+        },
+        // Always written for s3, so the choice is visible in config.yml.
+        redirect: match &v.storage {
+            Storage::S3(s) => Some(Redirect { disable: !s.redirect }),
             _ => None,
         },
         delete: Enabled { enabled: v.delete_enabled },
