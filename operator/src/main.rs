@@ -38,8 +38,9 @@ struct Common {
     #[arg(long, env = "WHARF_NODE_ACCESS_POLICY")]
     node_access_policy: Option<std::path::PathBuf>,
     /// The operator's namespace: the Lease and the node plan ConfigMap live there.
-    #[arg(long, env = "POD_NAMESPACE", default_value = settings::DEFAULT_NAMESPACE)]
-    namespace: String,
+    /// (Not `--namespace`: `render` has that flag for the resources' namespace.)
+    #[arg(long = "operator-namespace", env = "POD_NAMESPACE", default_value = settings::DEFAULT_NAMESPACE)]
+    operator_namespace: String,
 }
 
 #[derive(Subcommand)]
@@ -94,7 +95,7 @@ fn settings_from(common: &Common) -> anyhow::Result<Settings> {
     Ok(Settings {
         cluster_domain,
         default_image: common.registry_image.clone().unwrap_or_else(settings::default_registry_image),
-        node: settings::NodeSettings { namespace: common.namespace.clone(), policy },
+        node: settings::NodeSettings { namespace: common.operator_namespace.clone(), policy },
     })
 }
 
@@ -122,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run { common, namespaces, listen, leader_election, lease_name, identity, text_logs } => {
             telemetry::init(!text_logs);
             let settings = settings_from(&common)?;
-            let lease_namespace = common.namespace.clone();
+            let lease_namespace = common.operator_namespace.clone();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(RunArgs {
                 settings,
                 namespaces,
