@@ -49,6 +49,10 @@ pub const RESYNC: Duration = Duration::from_secs(3600);
 /// runs but never becomes ready changes no Deployment status, so no event
 /// would tell the operator to ask it why.
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
+/// How often a resource whose pods have no running registry container yet
+/// (waiting for a node, an image) is looked at: nothing to ask them, and a
+/// hundred of them must not keep the operator busy.
+pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -207,10 +211,13 @@ where
     let key = crate::node_access::plan::Key { kind, namespace: id.namespace.clone(), name: id.name.clone() };
     let node_access = spec.node_access_enabled().then(|| ctx.node_access.verdict(&key));
     let mut observed = update_status::observe(&applied, node_access);
+    let mut recheck = RESYNC;
     if observed.missing_replicas() {
-        observed.pod_problem = pod_probe::pod_problem(&ctx.client, &id.namespace, kind, &id.name).await;
+        let report = pod_probe::pod_report(&ctx.client, &id.namespace, kind, &id.name).await;
+        observed.pod_problem = report.problem;
+        recheck = if report.unready_running { NOT_READY_RECHECK } else { WAITING_RECHECK };
     }
     let status = update_status::compute_status(&validated, &observed, generation);
     update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
-    Ok(Action::requeue(if observed.missing_replicas() { NOT_READY_RECHECK } else { RESYNC }))
+    Ok(Action::requeue(recheck))
 }

@@ -144,21 +144,40 @@ pub async fn get_ready(addr: SocketAddr) -> Result<(u16, String), String> {
     tokio::time::timeout(PROBE_TIMEOUT, exchange).await.map_err(|_| "no answer within 3s".to_string())?
 }
 
-/// Asks the pods of one resource why they are not ready. `None` when no pod
-/// says anything: none has run long enough, every one answers 200, or none
-/// can be reached (a NetworkPolicy that does not admit the operator).
-pub async fn pod_problem(client: &Client, namespace: &str, kind: OwnerKind, instance: &str) -> Option<PodProblem> {
+/// What the pods of a resource with missing replicas say.
+#[derive(Debug, Default)]
+pub struct PodReport {
+    /// Why they are not ready, when one of them says.
+    pub problem: Option<PodProblem>,
+    /// Whether a registry container exists and is not ready: only then can
+    /// its answer change without any event the operator watches. Pods that
+    /// wait for a node have nothing to say yet.
+    pub unready_running: bool,
+}
+
+/// Asks the pods of one resource why they are not ready.
+pub async fn pod_report(client: &Client, namespace: &str, kind: OwnerKind, instance: &str) -> PodReport {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = match pods.list(&ListParams::default().labels(&names::children_selector(kind, instance))).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the registry pods to ask why they are not ready");
-            return None;
-        }
+    let Ok(list) = pods.list(&ListParams::default().labels(&names::children_selector(kind, instance))).await else {
+        tracing::warn!("cannot list the registry pods to ask why they are not ready");
+        return PodReport { problem: None, unready_running: true };
     };
+    let unready_running = list.items.iter().any(|p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.name == "registry" && !c.ready))
+    });
+    PodReport { problem: pod_problem_in(&list.items).await, unready_running }
+}
+
+/// Asks pods why they are not ready. `None` when no pod says anything: none
+/// has run long enough, every one answers 200, or none can be reached (a
+/// NetworkPolicy that does not admit the operator).
+async fn pod_problem_in(pods: &[Pod]) -> Option<PodProblem> {
     let now = Timestamp::now();
     let mut asked = 0;
-    for pod in &list.items {
+    for pod in pods {
         let name = pod.name_any();
         match look_at(pod, now) {
             None => {}
