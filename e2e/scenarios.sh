@@ -149,6 +149,19 @@ until_true() {
   done
 }
 
+# Whether the node reaches a registry Service (namespace, name) on port 5000,
+# any HTTP answer, by its ClusterIP (no name lookup): kube-proxy programs a
+# Service's rules a moment after its pod turns ready, and a pull refused in
+# that moment sends containerd on to the upstream by its name, a DNS query
+# that would leave the machine.
+node_reaches() {
+  local ip code
+  ip=$(k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}' 2>/dev/null) || return 1
+  [ -n "$ip" ] || return 1
+  code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$ip:5000/v2/" 2>/dev/null) || true
+  [ -n "$code" ] && [ "$code" != 000 ]
+}
+
 namespace() {
   k create namespace "$1" --dry-run=client -o yaml | k apply -f - >/dev/null
   k -n "$1" wait --for=create serviceaccount/default --timeout="${T}s" >/dev/null
@@ -327,6 +340,7 @@ spec:
 EOF
 ready registrymirror mirror "$MIRROR_NS"
 until_true "$CERTS_DIR/$UP/hosts.toml points at the mirror" grep -q "$MIRROR" "$CERTS_DIR/$UP/hosts.toml"
+until_true "the node reaches $MIRROR through its Service" node_reaches "$MIRROR_NS" mirror
 # The upstream has no nodeAccess: the node cannot resolve its name, so a
 # pull that works went through the mirror.
 ! grep -q "${UP%:*}" "$HOSTS_FILE" || die "$HOSTS_FILE resolves the upstream; the mirror check would prove nothing"
@@ -457,6 +471,7 @@ k -n "$TENANT" wait --for=jsonpath='{.status.conditions[?(@.type=="Degraded")].s
   registrymirror/hub --timeout="${T}s" >/dev/null
 ready registrymirror hub "$TENANT"
 until_true "$CERTS_DIR/docker.io/hosts.toml points at $HUB" grep -q "http://$HUB" "$CERTS_DIR/docker.io/hosts.toml"
+until_true "the node reaches $HUB through its Service" node_reaches "$TENANT" hub
 head -n 1 "$CERTS_DIR/docker.io/hosts.toml" | grep -qx "# wharf-node-access $TENANT/hub" ||
   die "docker.io/hosts.toml is not marked as $TENANT/hub's"
 ctr_ images rm docker.io/public/tenant:1 >/dev/null 2>&1 || true
