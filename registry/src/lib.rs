@@ -6,7 +6,7 @@
 //! - [`registry`]: content rules and commit order; calls `storage`.
 //! - [`storage`]: registry:2's layout over a key/bytes [`storage::Backend`].
 //!
-//! [`proxy`] (the pull-through cache) sits beside `registry`: `api::proxy`
+//! [`mirror`] (the pull-through cache) sits beside `registry`: `api::mirror`
 //! calls it for mirrored repositories, and it reads and fills the cache
 //! through `registry`'s operations.
 //!
@@ -22,8 +22,8 @@ pub mod auth;
 pub mod config;
 pub mod debug;
 pub mod metrics;
+pub mod mirror;
 pub mod oci;
-pub mod proxy;
 pub mod registry;
 pub mod server;
 pub mod storage;
@@ -91,7 +91,7 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
     // The pull-through cache (issue 4).
     let mirror = match &config.proxy {
         Some(p) => {
-            let mirror = Arc::new(proxy::Mirror::from_config(p, registry.clone()).map_err(anyhow::Error::msg)?);
+            let mirror = Arc::new(mirror::Mirror::from_config(p, registry.clone()).map_err(anyhow::Error::msg)?);
             mirror.spawn_maintenance();
             Some(mirror)
         }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wharf_registry::config::{Config, GoDuration};
-use wharf_registry::proxy::config::ByteSize;
+use wharf_registry::config::mirror::ByteSize;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use libfuzzer_sys::fuzz_target;
 use wharf_registry::api::endpoint;
 use wharf_registry::config::Config;
-use wharf_registry::proxy::{Mirror, Selection};
+use wharf_registry::mirror::{Mirror, Selection};
 use wharf_registry::registry::reference::RepoName;
 use wharf_registry::registry::{Options, Registry};
 use wharf_registry::storage::fs::Filesystem;

@@ -18,7 +18,7 @@ struct Catalog {
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
     let mut all = ctx.registry().catalog().await?;
-    all.retain(|repo| super::proxy::listed(ctx.state, repo));
+    all.retain(|repo| super::mirror::listed(ctx.state, repo));
     // With the built-in token service, the catalog shows only what the caller may pull.
     if let Some(service) = ctx.state.auth.token_service() {
         let rules = service.rules();

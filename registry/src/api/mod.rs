@@ -12,7 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod forwarded;
 pub mod manifests;
-pub mod proxy;
+pub mod mirror;
 pub mod referrers;
 pub mod response;
 pub mod tags;
@@ -53,7 +53,7 @@ pub struct AppState {
     /// `http.headers`, added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The pull-through cache (`proxy` section), when configured.
-    pub mirror: Option<Arc<crate::proxy::Mirror>>,
+    pub mirror: Option<Arc<crate::mirror::Mirror>>,
     /// `http.trustedproxies`: whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: forwarded::TrustedProxies,
 }
@@ -170,13 +170,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
-    let parsed = parsed.and_then(|ep| proxy::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
+    let parsed = parsed.and_then(|ep| mirror::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
     let mut resp = match parsed {
         Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
             Ok(identity) => {
                 ctx.identity = identity;
                 match mirrored {
-                    Some(target) => proxy::handle(&ctx, target, ep, body).await,
+                    Some(target) => mirror::handle(&ctx, target, ep, body).await,
                     None => handle(&ctx, ep, body).await,
                 }
                 .unwrap_or_else(IntoResponse::into_response)

@@ -10,7 +10,7 @@ use serde_yaml::{Mapping, Value};
 
 pub mod auth;
 mod env;
-pub mod proxy;
+pub mod mirror;
 mod storage;
 mod values;
 pub use auth::*;
@@ -46,9 +46,9 @@ pub struct Config {
     pub http: Http,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
-    /// Pull-through cache (issue 4): typed and validated in `crate::proxy::config`.
+    /// The mirror (pull-through cache); registry:2 calls this section `proxy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<proxy::Proxy>,
+    pub proxy: Option<mirror::MirrorConfig>,
     #[serde(default)]
     pub health: Health,
 }

@@ -18,7 +18,7 @@ pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Proxy {
+pub struct MirrorConfig {
     /// registry:2: the one upstream (every repository outside `localprefix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remoteurl: Option<String>,
@@ -181,7 +181,7 @@ fn check_url(path: &str, url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl Proxy {
+impl MirrorConfig {
     /// Checks the section; `auth_configured` says whether clients must authenticate.
     pub fn validate(&self, auth_configured: bool) -> Result<(), ConfigError> {
         if self.remoteurl.is_none() && self.upstreams.is_empty() {
@@ -274,7 +274,7 @@ impl Proxy {
 mod tests {
     use super::*;
 
-    fn proxy(yaml: &str) -> Proxy {
+    fn proxy(yaml: &str) -> MirrorConfig {
         serde_yaml::from_str(yaml).unwrap()
     }
 

@@ -193,7 +193,7 @@ impl Upstream {
         let bare = host.split(':').next().unwrap_or("");
         Ok(Upstream {
             name: name.to_string(),
-            prefix: super::config::prefix_of(name),
+            prefix: crate::config::mirror::prefix_of(name),
             docker_hub: matches!(bare, "registry-1.docker.io" | "index.docker.io" | "docker.io"),
             url,
             https,

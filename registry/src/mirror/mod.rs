@@ -2,13 +2,13 @@
 //! upstream registry are fetched on demand, stored in the ordinary registry:2
 //! layout, and served from there.
 //!
-//! - [`config`]: the `proxy` section and the safe-start rule (seed 004).
+//! - the `proxy` section of config.yml (`crate::config::mirror`) and the safe-start rule (seed 004).
 //! - [`upstream`]: the HTTP client and the upstream's auth dance.
 //! - [`single_flight`]: one upstream fetch per manifest and per blob.
 //! - [`cache`]: tag freshness, use times, the size bound and the expiry sweep.
 //! - [`access`]: which pass-through clients the upstream has confirmed.
 //!
-//! This module decides *what* comes from where; `crate::api::proxy` turns it
+//! This module decides *what* comes from where; `crate::api::mirror` turns it
 //! into HTTP. It reads through `crate::registry` and writes cached content
 //! into storage itself, with keys from `storage::paths` and the registry's
 //! commit order (blob, then links; upload area, then rename), because cached
@@ -16,8 +16,6 @@
 
 pub mod access;
 pub mod cache;
-/// The `proxy:` section lives with the rest of the configuration.
-pub use crate::config::proxy as config;
 pub mod single_flight;
 pub mod upstream;
 
@@ -133,7 +131,7 @@ fn read_secret(path: &str, key: &str) -> Result<String, String> {
 
 impl Mirror {
     /// Builds the mirror from a validated `proxy` section; reads credential files.
-    pub fn from_config(p: &config::Proxy, registry: Arc<Registry>) -> Result<Mirror, String> {
+    pub fn from_config(p: &crate::config::mirror::MirrorConfig, registry: Arc<Registry>) -> Result<Mirror, String> {
         let account = |user: Option<String>, password: Option<String>| match (user, password) {
             (Some(user), Some(password)) if !p.passthrough => Credentials::Basic { user, password },
             _ => Credentials::Anonymous,

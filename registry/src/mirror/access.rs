@@ -118,7 +118,7 @@ pub enum Probe<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::upstream::credential_key;
+    use crate::mirror::upstream::credential_key;
 
     #[test]
     fn keys_are_keyed_and_distinct() {

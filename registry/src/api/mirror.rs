@@ -1,7 +1,7 @@
 //! Requests for mirrored repositories (issue 4). [`route`] runs before auth:
 //! it names the repository as local storage and the access rules know it
 //! (`docker.io/library/nginx` for `?ns=docker.io`), and refuses pushes with
-//! the reason. [`handle`] asks `crate::proxy::Mirror` to make the content
+//! the reason. [`handle`] asks `crate::mirror::Mirror` to make the content
 //! present, then serves it with the ordinary handlers (or follows a blob
 //! fetch in flight).
 //!
@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::basic_credentials;
-use crate::proxy::upstream::Missing;
-use crate::proxy::{BlobSource, Error as MirrorError, Freshness, Probe, Selection, Target};
+use crate::mirror::upstream::Missing;
+use crate::mirror::{BlobSource, Error as MirrorError, Freshness, Probe, Selection, Target};
 use crate::registry::blobs::ByteRange;
 use crate::registry::digest::Digest;
 use crate::registry::manifest::{OCI_INDEX, ReferrersIndex};
@@ -187,7 +187,7 @@ async fn tags(
     ctx: &Ctx<'_>,
     t: &Target,
     name: &RepoName,
-    creds: &crate::proxy::upstream::Credentials,
+    creds: &crate::mirror::upstream::Credentials,
 ) -> Result<Response, MirrorError> {
     let mut path = "tags/list".to_string();
     let query: Vec<String> = ["n", "last"]
