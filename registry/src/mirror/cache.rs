@@ -14,9 +14,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::registry::digest::Digest;
+use crate::registry::digest::{Algorithm, Digest};
 use crate::storage::Backend;
-use crate::storage::paths::Path;
+use crate::storage::paths::{self, Path};
+use crate::storage::walk;
 
 /// Blobs referenced by a manifest used this recently are not evicted for size.
 pub const RECENT: Duration = Duration::from_secs(15 * 60);
@@ -166,7 +167,7 @@ impl Cache {
             if self.is_local(repo) {
                 continue;
             }
-            for d in self.list_digests(&Path::RevisionsRoot(repo, "sha256").key()).await? {
+            for d in self.linked(|alg| Path::RevisionsRoot(repo, alg).key()).await? {
                 let used = match self.backend.stat(&Path::RevisionLink(repo, &d).key()).await {
                     Ok(m) => m.modified.map_or_else(Instant::now, since),
                     Err(_) => Instant::now(),
@@ -178,7 +179,7 @@ impl Cache {
                 manifests.insert(d.clone());
                 self.state().manifests.insert((repo.clone(), d), ManifestEntry { used, blobs });
             }
-            for d in self.list_digests(&Path::LayersRoot(repo, "sha256").key()).await? {
+            for d in self.linked(|alg| Path::LayersRoot(repo, alg).key()).await? {
                 links.entry(d).or_default().insert(repo.clone());
             }
         }
@@ -198,39 +199,15 @@ impl Cache {
         Ok(())
     }
 
-    async fn list_digests(&self, key: &str) -> crate::storage::backend::Result<Vec<Digest>> {
-        match self.backend.list(key).await {
-            Ok(names) => Ok(names.iter().filter_map(|h| format!("sha256:{h}").parse().ok()).collect()),
-            Err(e) if e.is_not_found() => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+    async fn linked(&self, dir: impl Fn(Algorithm) -> String) -> crate::storage::backend::Result<Vec<Digest>> {
+        walk::linked_digests(&*self.backend, dir).await
     }
 
     /// Every repository in storage (directories holding `_layers`, `_manifests` or `_uploads`).
     async fn repositories(&self) -> crate::storage::backend::Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut stack = vec![String::new()];
-        // Names have at most 255 characters, so a walk is bounded.
-        while let Some(prefix) = stack.pop() {
-            let key = if prefix.is_empty() { Path::RepositoriesRoot.key() } else { Path::Repository(&prefix).key() };
-            let children = match self.backend.list(&key).await {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            let mut is_repo = false;
-            for c in children {
-                if c.starts_with('_') {
-                    is_repo = true;
-                } else if prefix.len() + c.len() < 256 {
-                    stack.push(if prefix.is_empty() { c } else { format!("{prefix}/{c}") });
-                }
-            }
-            if is_repo {
-                out.push(prefix);
-            }
-        }
-        Ok(out)
+        let markers = [paths::LAYERS_DIR, paths::MANIFESTS_DIR, paths::UPLOADS_DIR];
+        let repos = walk::repositories_with(&*self.backend, &markers).await?;
+        Ok(repos.into_iter().map(|r| r.as_str().to_string()).collect())
     }
 
     /// Blobs linked from local repositories: never removed.
@@ -241,8 +218,8 @@ impl Cache {
         }
         for repo in self.repositories().await? {
             if self.is_local(&repo) {
-                out.extend(self.list_digests(&Path::LayersRoot(&repo, "sha256").key()).await?);
-                out.extend(self.list_digests(&Path::RevisionsRoot(&repo, "sha256").key()).await?);
+                out.extend(self.linked(|alg| Path::LayersRoot(&repo, alg).key()).await?);
+                out.extend(self.linked(|alg| Path::RevisionsRoot(&repo, alg).key()).await?);
             }
         }
         Ok(out)

@@ -80,6 +80,14 @@ impl Digest {
         self.algorithm
     }
 
+    /// A digest from the two parts of a storage key (`<alg>/.../<hex>`);
+    /// `None` when `hex` is not a valid encoding for `algorithm`.
+    pub fn from_parts(algorithm: Algorithm, hex: &str) -> Option<Digest> {
+        let valid =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| Digest { algorithm, hex: hex.to_string() })
+    }
+
     pub fn hex(&self) -> &str {
         &self.hex
     }

@@ -3,12 +3,12 @@
 
 use super::reference::RepoName;
 use super::{Registry, Result};
-use crate::storage::paths;
+use crate::storage::{paths, walk};
 
 impl Registry {
     /// All repository names (those with manifests or layers), sorted.
     pub async fn catalog(&self) -> Result<Vec<RepoName>> {
-        self.repositories_with(&[paths::MANIFESTS_DIR, paths::LAYERS_DIR]).await
+        Ok(walk::repositories_with(&*self.backend, &[paths::MANIFESTS_DIR, paths::LAYERS_DIR]).await?)
     }
 }
 

@@ -8,7 +8,7 @@
 //! spares blobs younger than `min_age`, so a push in progress keeps its
 //! layers even when the registry stays writable.
 
-use crate::storage::paths;
+use crate::storage::{paths, walk};
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +17,6 @@ use crate::storage::paths::Path;
 use super::digest::Digest;
 use super::manifest;
 use super::{Registry, Result};
-
-const ALGORITHMS: [&str; 2] = ["sha256", "sha512"];
 
 /// What a collection found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,9 +42,9 @@ impl Registry {
     pub async fn garbage_collect(&self, min_age: Duration, dry_run: bool, delete_untagged: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut marked: HashSet<Digest> = HashSet::new();
-        for repo in self.repositories_with(&[paths::MANIFESTS_DIR]).await? {
+        for repo in walk::repositories_with(&*self.backend, &[paths::MANIFESTS_DIR]).await? {
             let repo = repo.as_str();
-            let revisions = self.digests_under(|alg| Path::RevisionsRoot(repo, alg).key()).await?;
+            let revisions = walk::linked_digests(&*self.backend, |alg| Path::RevisionsRoot(repo, alg).key()).await?;
             let mut keep: HashSet<Digest> = revisions.iter().cloned().collect();
             if delete_untagged {
                 keep = self.tagged_closure(repo, &keep).await?;
@@ -69,8 +67,7 @@ impl Registry {
         report.marked = marked.len();
 
         let cutoff = SystemTime::now().checked_sub(min_age).unwrap_or(SystemTime::UNIX_EPOCH);
-        let blobs_root = Path::BlobsRoot.key();
-        for digest in self.digests_under(|alg| format!("{blobs_root}/{alg}")).await? {
+        for digest in walk::blob_digests(&*self.backend).await? {
             if marked.contains(&digest) {
                 continue;
             }
@@ -108,7 +105,7 @@ impl Registry {
     /// The revisions of `repo` that a tag reaches, directly or through index children.
     async fn tagged_closure(&self, repo: &str, revisions: &HashSet<Digest>) -> Result<HashSet<Digest>> {
         let mut pending = Vec::new();
-        for tag in self.list_or_empty(&Path::TagsRoot(repo).key()).await? {
+        for tag in walk::list_or_empty(&*self.backend, &Path::TagsRoot(repo).key()).await? {
             pending.extend(self.read_link(&Path::TagCurrentLink(repo, &tag).key()).await?);
         }
         let mut reached = HashSet::new();
@@ -121,28 +118,5 @@ impl Registry {
             }
         }
         Ok(reached)
-    }
-
-    /// Digests stored under `root(alg)`: revisions are `<root>/<hex>`, blobs
-    /// `<root>/<xx>/<hex>` (a two-character fan-out directory first).
-    async fn digests_under(&self, root: impl Fn(&'static str) -> String) -> Result<Vec<Digest>> {
-        let mut found = Vec::new();
-        for alg in ALGORITHMS {
-            let dir = root(alg);
-            for name in self.list_or_empty(&dir).await? {
-                let hexes =
-                    if name.len() == 2 { self.list_or_empty(&format!("{dir}/{name}")).await? } else { vec![name] };
-                found.extend(hexes.iter().filter_map(|hex| format!("{alg}:{hex}").parse().ok()));
-            }
-        }
-        Ok(found)
-    }
-
-    async fn list_or_empty(&self, key: &str) -> Result<Vec<String>> {
-        match self.backend.list(key).await {
-            Ok(names) => Ok(names),
-            Err(e) if e.is_not_found() => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::storage::paths::Path;
+use crate::storage::walk;
 
-use super::digest::{Algorithm, Digest};
+use super::digest::Digest;
 use super::manifest::{self, Parsed};
 use super::reference::{Reference, RepoName, Tag};
 use super::{Error, Registry, Result};
@@ -177,16 +178,6 @@ impl Registry {
 
     /// Every manifest revision the repository holds.
     pub async fn revisions(&self, repo: &RepoName) -> Result<Vec<Digest>> {
-        let mut out = Vec::new();
-        for alg in Algorithm::ALL {
-            match self.backend.list(&Path::RevisionsRoot(repo.as_str(), alg.as_str()).key()).await {
-                Ok(names) => {
-                    out.extend(names.iter().filter_map(|hex| format!("{}:{hex}", alg.as_str()).parse().ok()));
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(out)
+        Ok(walk::linked_digests(&*self.backend, |alg| Path::RevisionsRoot(repo.as_str(), alg).key()).await?)
     }
 }

@@ -1,12 +1,11 @@
 //! Upload purging (`storage.maintenance.uploadpurging`): removes upload
 //! sessions older than `age`, every `interval`, as registry:2 does.
 
-use crate::storage::paths;
+use crate::storage::{paths, walk};
 use std::time::{Duration, SystemTime};
 
 use crate::storage::paths::Path;
 
-use super::reference::RepoName;
 use super::{Registry, Result};
 
 impl Registry {
@@ -14,7 +13,7 @@ impl Registry {
     pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<usize> {
         let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut purged = 0;
-        for repo in self.repositories_with(&[paths::UPLOADS_DIR]).await? {
+        for repo in walk::repositories_with(&*self.backend, &[paths::UPLOADS_DIR]).await? {
             let root = Path::UploadsRoot(repo.as_str()).key();
             let ids = match self.backend.list(&root).await {
                 Ok(ids) => ids,
@@ -41,45 +40,5 @@ impl Registry {
             }
         }
         Ok(purged)
-    }
-
-    /// Repositories whose directory holds one of `markers` (`_uploads`, `_manifests`, ...).
-    /// The tree is walked a level at a time with many listings in flight: on
-    /// S3 each listing is a round trip, and a catalog of a thousand
-    /// repositories would otherwise wait for a thousand of them in a row.
-    pub(super) async fn repositories_with(&self, markers: &[&str]) -> Result<Vec<RepoName>> {
-        use futures::StreamExt as _;
-        let root = Path::RepositoriesRoot.key();
-        let mut found = Vec::new();
-        let mut level = vec![String::new()];
-        while !level.is_empty() {
-            let listed: Vec<(String, Result<Vec<String>, crate::storage::StorageError>)> =
-                futures::stream::iter(level.drain(..))
-                    .map(|prefix| {
-                        let key = if prefix.is_empty() { root.clone() } else { format!("{root}/{prefix}") };
-                        async move { (prefix, self.backend.list(&key).await) }
-                    })
-                    .buffer_unordered(32)
-                    .collect()
-                    .await;
-            for (prefix, children) in listed {
-                let children = match children {
-                    Ok(c) => c,
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if !prefix.is_empty()
-                    && children.iter().any(|c| markers.contains(&c.as_str()))
-                    && let Ok(name) = RepoName::parse(&prefix)
-                {
-                    found.push(name);
-                }
-                for child in children.into_iter().filter(|c| !c.starts_with('_')) {
-                    level.push(if prefix.is_empty() { child } else { format!("{prefix}/{child}") });
-                }
-            }
-        }
-        found.sort();
-        Ok(found)
     }
 }

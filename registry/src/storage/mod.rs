@@ -11,5 +11,6 @@ pub mod fs;
 pub mod paths;
 pub mod s3;
 pub mod sync;
+pub mod walk;
 
 pub use backend::{Backend, ByteStream, Meta, PartRule, StorageError};

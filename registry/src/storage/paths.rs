@@ -19,7 +19,7 @@
 //! Callers pass names, tags and ids that were already validated by the API
 //! layer; this module only builds strings.
 
-use crate::oci::digest::Digest;
+use crate::oci::digest::{Algorithm, Digest};
 
 const ROOT: &str = "docker/registry/v2";
 
@@ -34,6 +34,10 @@ pub const LAYERS_DIR: &str = "_layers";
 pub enum Path<'a> {
     /// `blobs/`: the root of the content-addressed store.
     BlobsRoot,
+    /// `blobs/<alg>`: the blobs of one digest algorithm.
+    BlobsAlgorithm(Algorithm),
+    /// `blobs/<alg>/<xx>`: one two-character fan-out directory.
+    BlobsFanOut(Algorithm, &'a str),
     /// The directory of one blob.
     Blob(&'a Digest),
     /// The bytes of one blob.
@@ -43,13 +47,13 @@ pub enum Path<'a> {
     /// A repository directory (a name may contain slashes).
     Repository(&'a str),
     /// The directory holding one repository's layer links.
-    LayersRoot(&'a str, &'static str),
+    LayersRoot(&'a str, Algorithm),
     /// The directory of one layer link.
     Layer(&'a str, &'a Digest),
     /// A layer link file.
     LayerLink(&'a str, &'a Digest),
     /// The directory holding one repository's manifest revisions.
-    RevisionsRoot(&'a str, &'static str),
+    RevisionsRoot(&'a str, Algorithm),
     /// The directory of one manifest revision.
     Revision(&'a str, &'a Digest),
     /// A manifest revision link file.
@@ -81,17 +85,19 @@ impl Path<'_> {
     pub fn key(&self) -> String {
         match self {
             Path::BlobsRoot => format!("{ROOT}/blobs"),
+            Path::BlobsAlgorithm(alg) => format!("{ROOT}/blobs/{}", alg.as_str()),
+            Path::BlobsFanOut(alg, xx) => format!("{ROOT}/blobs/{}/{xx}", alg.as_str()),
             Path::Blob(d) => format!("{ROOT}/blobs/{}/{}/{}", d.algorithm(), &d.hex()[..2], d.hex()),
             Path::BlobData(d) => format!("{}/data", Path::Blob(d).key()),
             Path::RepositoriesRoot => format!("{ROOT}/repositories"),
             Path::Repository(name) => format!("{ROOT}/repositories/{name}"),
-            Path::LayersRoot(name, alg) => format!("{ROOT}/repositories/{name}/_layers/{alg}"),
+            Path::LayersRoot(name, alg) => format!("{ROOT}/repositories/{name}/_layers/{}", alg.as_str()),
             Path::Layer(name, d) => {
                 format!("{ROOT}/repositories/{name}/_layers/{}/{}", d.algorithm(), d.hex())
             }
             Path::LayerLink(name, d) => format!("{}/link", Path::Layer(name, d).key()),
             Path::RevisionsRoot(name, alg) => {
-                format!("{ROOT}/repositories/{name}/_manifests/revisions/{alg}")
+                format!("{ROOT}/repositories/{name}/_manifests/revisions/{}", alg.as_str())
             }
             Path::Revision(name, d) => {
                 format!("{ROOT}/repositories/{name}/_manifests/revisions/{}/{}", d.algorithm(), d.hex())
@@ -126,12 +132,14 @@ mod tests {
             (Path::BlobsRoot, "docker/registry/v2/blobs".into()),
             (Path::BlobData(&d), format!("docker/registry/v2/blobs/sha256/6c/{h}/data")),
             (Path::Blob(&d), format!("docker/registry/v2/blobs/sha256/6c/{h}")),
+            (Path::BlobsAlgorithm(Algorithm::Sha512), "docker/registry/v2/blobs/sha512".into()),
+            (Path::BlobsFanOut(Algorithm::Sha256, "6c"), "docker/registry/v2/blobs/sha256/6c".into()),
             (Path::RepositoriesRoot, "docker/registry/v2/repositories".into()),
             (Path::Repository("library/ubuntu"), r.into()),
             (Path::LayerLink("library/ubuntu", &d), format!("{r}/_layers/sha256/{h}/link")),
-            (Path::LayersRoot("library/ubuntu", "sha256"), format!("{r}/_layers/sha256")),
+            (Path::LayersRoot("library/ubuntu", Algorithm::Sha256), format!("{r}/_layers/sha256")),
             (Path::RevisionLink("library/ubuntu", &d), format!("{r}/_manifests/revisions/sha256/{h}/link")),
-            (Path::RevisionsRoot("library/ubuntu", "sha256"), format!("{r}/_manifests/revisions/sha256")),
+            (Path::RevisionsRoot("library/ubuntu", Algorithm::Sha256), format!("{r}/_manifests/revisions/sha256")),
             (Path::TagsRoot("library/ubuntu"), format!("{r}/_manifests/tags")),
             (Path::Tag("library/ubuntu", "latest"), format!("{r}/_manifests/tags/latest")),
             (Path::TagCurrentLink("library/ubuntu", "latest"), format!("{r}/_manifests/tags/latest/current/link")),
