@@ -20,6 +20,8 @@ tools:
 	bash scripts/tools.sh
 
 lint:
+	python3 scripts/layers.py --selftest
+	python3 scripts/layers.py registry/src
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use wharf_registry::auth::keys::KeySet;
 use wharf_registry::auth::scope::Access;
 use wharf_registry::auth::token::{DEFAULT_ALGORITHMS, Verifier};
-use wharf_registry::auth::{basic_credentials, realm};
+use wharf_registry::auth::basic_credentials;
+use wharf_registry::config::realm;
 
 const ROOT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBODCB3qADAgECAgEBMAoGCCqGSM49BAMCMBoxGDAWBgNVBAMMD3doYXJmIGZ1\nenogcm9vdDAgFw0yMDAxMDEwMDAwMDBaGA8yMDk5MTIzMTAwMDAwMFowGjEYMBYG\nA1UEAwwPd2hhcmYgZnV6eiByb290MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\ngwmHr+TAr0IkqwWW2L9rEduIVjXJyEud/N8WPAUaKA37H1ltNwzYPm6wQXPaMbaX\nBBUROmdJtM7w67nVd0JpN6MTMBEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD\nAgNJADBGAiEA3QehOZt0srrFlMvm3wIkCMVyeBHKFALVqjdA8C0XLsoCIQD9Gy3h\nVzuWY4XSlSy5IAKNsZHH/4DW+uGrLh0rOWK9KA==\n-----END CERTIFICATE-----\n";
 const JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "gwmHr-TAr0IkqwWW2L9rEduIVjXJyEud_N8WPAUaKA0", "y": "-x9ZbTcM2D5usEFz2jG2lwQVETpnSbTO8Ou51XdCaTc", "kid": "fuzz", "alg": "ES256", "use": "sig"}]}"#;

@@ -6,7 +6,6 @@
 //! This module calls nothing in `api`, `registry` or `storage`.
 
 pub mod access;
-pub mod algorithm;
 pub mod htpasswd;
 pub mod htpasswd_rule;
 pub mod keys;
@@ -27,7 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config;
-pub use algorithm::parse_algorithm;
+pub use crate::config::algorithm::parse_algorithm;
 use htpasswd::Htpasswd;
 use keys::KeySet;
 use ratelimit::LoginLimiter;

@@ -90,7 +90,7 @@ impl TokenAuth {
             let realm =
                 self.realm.as_deref().ok_or_else(|| key_error("auth.token.realm", "is required (a URL or `auto`)"))?;
             if !self.allowlocalrealm {
-                crate::auth::realm::check(realm).map_err(|m| {
+                super::realm::check(realm).map_err(|m| {
                     key_error(
                         "auth.token.realm",
                         format!("{m} (set auth.token.allowlocalrealm: true to allow it for development)"),
@@ -114,7 +114,7 @@ impl TokenAuth {
                     format!("{alg} is refused: HMAC needs a shared secret, which lets every holder mint tokens"),
                 ));
             }
-            crate::auth::algorithm::parse_algorithm(alg).map_err(|m| key_error("auth.token.signingalgorithms", m))?;
+            super::algorithm::parse_algorithm(alg).map_err(|m| key_error("auth.token.signingalgorithms", m))?;
         }
         Ok(())
     }

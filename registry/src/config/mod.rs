@@ -8,13 +8,17 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
+pub mod algorithm;
 pub mod auth;
 mod env;
 pub mod mirror;
+pub mod realm;
 mod storage;
+mod trusted_proxies;
 mod values;
 pub use auth::*;
 pub use storage::*;
+pub use trusted_proxies::TrustedProxies;
 pub use values::*;
 
 /// The configuration used when `serve` is given no file: a development
@@ -275,8 +279,7 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
-        crate::api::forwarded::TrustedProxies::parse(&self.http.trustedproxies)
-            .map_err(|m| key_error("http.trustedproxies", m))?;
+        TrustedProxies::parse(&self.http.trustedproxies).map_err(|m| key_error("http.trustedproxies", m))?;
         for (key, d) in [
             ("http.readheadertimeout", self.http.readheadertimeout),
             ("http.idletimeout", self.http.idletimeout),

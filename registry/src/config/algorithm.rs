@@ -1,5 +1,4 @@
-//! Token signing algorithms by their config names. A leaf: `config` checks
-//! `auth.token.signingalgorithms` with it, without depending on the rest of `auth`.
+//! Token signing algorithms by their names in `auth.token.signingalgorithms`.
 
 use jsonwebtoken::Algorithm;
 
