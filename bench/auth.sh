@@ -65,27 +65,7 @@ fi
 WHARF_BIN=${WHARF_REGISTRY_BIN:-$ROOT/target/release/wharf-registry}
 [[ -x $WHARF_BIN ]] || die "no wharf-registry binary at $WHARF_BIN"
 
-WORK="" PIDS=()
-cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$WHARF_CACHE/bench"
-WORK=$(mktemp -d "$WHARF_CACHE/bench/auth.XXXXXX")
-RESULTS=$WORK/results.tsv
-: >"$RESULTS"
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+bench_workdir auth
 
 # ---------------------------------------------------------------- registries
 htpasswd -nbB "$USER_NAME" "$PASSWORD" | grep . >"$WORK/users.htpasswd"
@@ -197,9 +177,6 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 # ---------------------------------------------------------------- report
-values() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$RESULTS"; }
-med() { values "$1" "$2" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "–"}'; }
 O_PULL=$(med open pulls_per_s) H_PULL=$(med htpasswd pulls_per_s)
 O_RPS=$(med open manifest_rps) H_RPS=$(med htpasswd manifest_rps)
 O_LOGIN=$(med open login_ms) H_LOGIN=$(med htpasswd login_ms)

@@ -46,3 +46,130 @@ exit_on_missed_targets() {
     printf '%s: missed target(s), see %s:\n%s\n' "$2" "$1" "$missed" >&2
     exit "$MISSED_TARGETS_EXIT"
 }
+
+# ---------------------------------------------------------------- processes
+# Every process a benchmark starts goes into PIDS; SAMPLER is an optional
+# memory sampler. bench_workdir sets the trap that stops them all.
+PIDS=()
+SAMPLER=""
+WORK=""
+
+# stop_pid PID: TERM, wait up to 10 s, then KILL.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+    local pid
+    if [[ -n $SAMPLER ]]; then kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; fi
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
+}
+
+# bench_workdir NAME: WORK (on the same disk as the test data, not tmpfs:
+# storage roots, configs, logs) and RESULTS, removed on exit with every process.
+bench_workdir() {
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+    mkdir -p "$WHARF_CACHE/bench"
+    WORK=$(mktemp -d "$WHARF_CACHE/bench/$1.XXXXXX")
+    RESULTS=$WORK/results.tsv # who <tab> metric <tab> value
+    : >"$RESULTS"
+}
+
+# record WHO METRIC VALUE: one measurement into RESULTS.
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+
+now() { date +%s.%N; }
+
+# wait_http URL PID NAME [CODE]: until URL answers CODE (default: any status
+# below 500), with a 30 s deadline; fails if PID dies meanwhile.
+wait_http() {
+    local url=$1 pid=$2 name=$3 want=${4:-} deadline code
+    deadline=$(($(date +%s) + 30))
+    while (($(date +%s) < deadline)); do
+        kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2 || true; die "$name exited during start-up"; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+        if [[ -n $want ]]; then [[ $code == "$want" ]] && return; else [[ $code =~ ^[1-4][0-9][0-9]$ ]] && return; fi
+        sleep 0.05
+    done
+    tail -20 "$WORK/$name.log" >&2 || true
+    die "$name not answering${want:+ $want} at $url within 30s"
+}
+
+# ---------------------------------------------------------------- measures
+TICKS=$(getconf CLK_TCK)
+
+# per_gib TICKS BYTES: CPU seconds per GiB.
+per_gib() { awk -v d="$1" -v k="$TICKS" -v b="$2" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}'; }
+
+# status_kib PID FIELD: a /proc/PID/status field in KiB (VmRSS, VmHWM).
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------- data
+# cached_random FILE SIZE: FILE holds SIZE random (incompressible) bytes,
+# with its digest in FILE.sha256; both are kept across runs.
+cached_random() {
+    local f=$1 size=$2
+    if [[ ! -f $f || $(stat -c %s "$f") != "$size" ]]; then
+        log "generating $f ($size bytes from /dev/urandom)"
+        head -c "$size" /dev/urandom >"$f.tmp"
+        mv "$f.tmp" "$f"
+        rm -f "$f.sha256"
+    fi
+    if [[ ! -f $f.sha256 || $f.sha256 -ot $f ]]; then
+        sha256sum "$f" | awk '{print "sha256:" $1}' >"$f.sha256"
+    fi
+}
+
+# ---------------------------------------------------------------- report
+# values WHO METRIC: every recorded value; med: their median.
+values() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$RESULTS"; }
+med() { values "$1" "$2" | median; }
+
+# cell WHO METRIC [DIVISOR]: the median with one decimal, and every run when there were several.
+cell() {
+    local d=${3:-1} v
+    v=$(values "$1" "$2")
+    [[ -n $v ]] || { echo "–"; return; }
+    if ((RUNS > 1)); then
+        printf '%s (%s)' "$(median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}')" \
+            "$(awk -v d="$d" '{printf "%s%.1f", (NR > 1 ? ", " : ""), $1 / d}' <<<"$v")"
+    else
+        median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}'
+    fi
+}
+
+# ratio A B: A/B with two decimals ("–" when B is not positive: a FAIL for verdict).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "–"}'; }
+
+# fmt_size BYTES: "1 GiB", "64 MiB".
+fmt_size() { awk -v b="$1" 'BEGIN {if (b >= 2^30) printf "%g GiB", b / 2^30; else printf "%g MiB", b / 2^20}'; }
+
+# stop_sampler WHO PID: stops the RSS sampler (it writes $WORK/rss.max when
+# $WORK/stop appears) and records WHO's peak RSS: the larger of the sampled
+# maximum and the kernel's high-water mark.
+stop_sampler() {
+    local hwm sampled
+    touch "$WORK/stop"
+    wait "$SAMPLER"
+    SAMPLER=""
+    hwm=$(status_kib "$2" VmHWM)
+    sampled=$(cat "$WORK/rss.max")
+    record "$1" conc_peak_rss_kib "$((hwm > sampled ? hwm : sampled))"
+}
+
+# all_complete WHO N SIZE: fails unless $WORK/parallel.out shows N answers
+# of 200 with SIZE bytes each (curl -w '%{http_code} %{size_download}').
+all_complete() {
+    local ok
+    ok=$(awk -v n="$3" '$1 == 200 && $2 == n' "$WORK/parallel.out" | wc -l)
+    ((ok == $2)) || { cat "$WORK/parallel.err" >&2; sort "$WORK/parallel.out" | uniq -c >&2; die "$1: only $ok of $2 concurrent pulls were complete"; }
+}

@@ -145,61 +145,10 @@ else
 fi
 [[ -x $WHARF_BIN ]] || die "no wharf-registry binary at $WHARF_BIN"
 
-# ---------------------------------------------------------------- cleanup
-WORK=""
-PIDS=()
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$WHARF_CACHE/bench"
-WORK=$(mktemp -d "$WHARF_CACHE/bench/mirror.XXXXXX")
-RESULTS=$WORK/results.tsv # case <tab> metric <tab> value
-: >"$RESULTS"
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
-
-now() { date +%s.%N; }
-wait_ready() { # URL PID NAME
-    local url=$1 pid=$2 name=$3 deadline
-    deadline=$(($(date +%s) + 30))
-    while (($(date +%s) < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2 || true; die "$name exited during start-up"; }
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true) == 200 ]] && return
-        sleep 0.05
-    done
-    tail -20 "$WORK/$name.log" >&2 || true
-    die "$name not ready at $url within 30s"
-}
-TICKS=$(getconf CLK_TCK)
+bench_workdir mirror
 
 # ---------------------------------------------------------------- data
-data_file() { # NAME SIZE: random bytes cached under $WHARF_CACHE/bench
-    local f=$WHARF_CACHE/bench/mirror-$1-$2.bin
-    if [[ ! -f $f || $(stat -c %s "$f") != "$2" ]]; then
-        log "generating $f ($2 bytes from /dev/urandom)"
-        head -c "$2" /dev/urandom >"$f.tmp"
-        mv "$f.tmp" "$f"
-        rm -f "$f.sha256"
-    fi
-    if [[ ! -f $f.sha256 || $f.sha256 -ot $f ]]; then
-        sha256sum "$f" | awk '{print "sha256:" $1}' >"$f.sha256"
-    fi
-    echo "$f"
-}
+data_file() { cached_random "$WHARF_CACHE/bench/mirror-$1-$2.bin" "$2"; echo "$WHARF_CACHE/bench/mirror-$1-$2.bin"; } # NAME SIZE
 FILES=() DIGESTS=() SIZES=()
 for ((i = 1; i <= NLAYERS; i++)); do
     f=$(data_file "layer$i" "$LAYER")
@@ -308,7 +257,7 @@ EOF
     PIDS+=("$!")
     URL[$name]=http://127.0.0.1:$port
     METRICS[$name]=http://127.0.0.1:$dport/metrics
-    wait_ready "${URL[$name]}/v2/" "${PID[$name]}" "$name"
+    wait_http "${URL[$name]}/v2/" "${PID[$name]}" "$name" 200
 }
 stop_server() { # NAME: stop it and forget its PID
     local name=$1 keep=() p
@@ -437,9 +386,9 @@ measure() {
     record "$case" secs "$secs"
     record "$case" fill_s "$fs"
     [[ -z $mirror ]] || record "$case" filled "$ok"
-    record "$case" cpu_s_per_gib "$(awk -v d=$((t1 - t0)) -v k="$TICKS" -v b="$TOTAL" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
-    record "$case" up_cpu_s_per_gib "$(awk -v d=$((u1 - u0)) -v k="$TICKS" -v b="$TOTAL" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
-    record "$case" s3_cpu_s_per_gib "$(awk -v d=$((v1 - v0)) -v k="$TICKS" -v b="$TOTAL" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
+    record "$case" cpu_s_per_gib "$(per_gib $((t1 - t0)) "$TOTAL")"
+    record "$case" up_cpu_s_per_gib "$(per_gib $((u1 - u0)) "$TOTAL")"
+    record "$case" s3_cpu_s_per_gib "$(per_gib $((v1 - v0)) "$TOTAL")"
     read -r b0 m0 a0 <<<"$before"
     read -r b1 m1 a1 <<<"$after"
     record "$case" up_blob_gets $((b1 - b0))
@@ -537,8 +486,6 @@ BUILDS_AFTER=$(other_builds)
 cp "$RESULTS" "$WHARF_CACHE/bench/mirror-last-results.tsv"
 
 # ---------------------------------------------------------------- report
-values() { awk -F'\t' -v c="$1" -v m="$2" '$1 == c && $2 == m {print $3}' "$RESULTS"; }
-med() { values "$1" "$2" | median; }
 cell() { # CASE METRIC
     local v
     v=$(values "$1" "$2")
@@ -562,7 +509,6 @@ counts() { # CASE: upstream blob GETs / manifest requests / all requests, every 
 run_ratios() { # A B
     paste <(values "$1" mbs) <(values "$2" mbs) | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $2}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "nan"}'; }
 max_of() { values "$1" "$2" | sort -g | tail -1; }
 link_name() { if [[ $1 == none ]]; then echo "none (bare loopback)"; else echo "$1"; fi; }
 # A target row: cold pull CASE against direct DIRECT at least MIN×.

@@ -70,15 +70,8 @@ fi
 # ---------------------------------------------------------------- cleanup
 WORK="" OP_PID="" CLUSTER=0
 cleanup() {
-    local i
     if [[ -n $OP_PID ]]; then
-        kill -TERM "$OP_PID" 2>/dev/null || true
-        for ((i = 0; i < 200; i++)); do
-            kill -0 "$OP_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$OP_PID" 2>/dev/null || true
-        wait "$OP_PID" 2>/dev/null || true
+        stop_pid "$OP_PID"
     fi
     if ((CLUSTER)); then
         (cd "$ROOT" && bash e2e/cluster/apiserver.sh stop) >&2 || true
@@ -90,10 +83,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$WHARF_CACHE/bench"
 WORK=$(mktemp -d "$WHARF_CACHE/bench/operator.XXXXXX")
-now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
-status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-TICKS=$(getconf CLK_TCK)
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 BUILDS_BEFORE=$(other_builds)

@@ -110,57 +110,10 @@ OPERATOR_BIN=${WHARF_OPERATOR_BIN:-$ROOT/target/release/wharf-operator}
 [[ -x $WHARF_BIN ]] || die "no wharf-registry binary at $WHARF_BIN"
 ((OPERATOR == 0)) || [[ -x $OPERATOR_BIN ]] || die "no wharf-operator binary at $OPERATOR_BIN"
 
-# ---------------------------------------------------------------- cleanup
-WORK=""
-PIDS=()
-SAMPLER=""
-cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || continue
-    done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n $SAMPLER ]]; then kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; fi
-    if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$WHARF_CACHE/bench"
-# On the same disk as the test data (not tmpfs): storage roots, configs, logs.
-WORK=$(mktemp -d "$WHARF_CACHE/bench/run.XXXXXX")
-RESULTS=$WORK/results.tsv # server <tab> metric <tab> value
-: >"$RESULTS"
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+bench_workdir run
 
 # ---------------------------------------------------------------- helpers
-now() { date +%s.%N; }
 
-# A TCP port on 127.0.0.1 that nothing listens on (bounded tries).
-
-# Polls URL until it answers 200, with a deadline; fails if PID dies.
-wait_ready() {
-    local url=$1 pid=$2 name=$3 deadline
-    deadline=$(($(date +%s) + 30))
-    while (($(date +%s) < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2 || true; die "$name exited during start-up"; }
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true) == 200 ]]; then
-            return
-        fi
-        sleep 0.05
-    done
-    tail -20 "$WORK/$name.log" >&2 || true
-    die "$name not ready at $url within 30s"
-}
-
-status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 # utime+stime of a process (all threads) in clock ticks.
 # For nginx: the master and its workers.
@@ -171,24 +124,11 @@ cpu_ticks_tree() {
     done
     echo "$total"
 }
-TICKS=$(getconf CLK_TCK)
 
 
 # ---------------------------------------------------------------- data
 # Random (incompressible) data, cached across runs under $WHARF_CACHE/bench.
-data_file() {
-    local size=$1 f=$WHARF_CACHE/bench/blob-$1.bin
-    if [[ ! -f $f || $(stat -c %s "$f") != "$size" ]]; then
-        log "generating $f ($size bytes from /dev/urandom)"
-        head -c "$size" /dev/urandom >"$f.tmp"
-        mv "$f.tmp" "$f"
-        rm -f "$f.sha256"
-    fi
-    if [[ ! -f $f.sha256 || $f.sha256 -ot $f ]]; then
-        sha256sum "$f" | awk '{print "sha256:" $1}' >"$f.sha256"
-    fi
-    echo "$f"
-}
+data_file() { cached_random "$WHARF_CACHE/bench/blob-$1.bin" "$1"; echo "$WHARF_CACHE/bench/blob-$1.bin"; }
 BIG_FILE=$(data_file "$BIG")
 SMALL_FILE=$(data_file "$SMALL")
 BIG_DIGEST=$(cat "$BIG_FILE.sha256")
@@ -243,7 +183,7 @@ start_registry() { # NAME CMD...
     PID[$name]=$!
     PIDS+=("$!")
     URL[$name]=http://127.0.0.1:$port
-    wait_ready "${URL[$name]}/v2/" "${PID[$name]}" "$name"
+    wait_http "${URL[$name]}/v2/" "${PID[$name]}" "$name" 200
     local rss
     rss=$(status_kib "${PID[$name]}" VmRSS)
     record "$name" idle_rss_kib "$rss"
@@ -289,7 +229,7 @@ EOF
     PID[nginx]=$!
     PIDS+=("$!")
     URL[nginx]=http://127.0.0.1:$port
-    wait_ready "${URL[nginx]}/manifest.json" "${PID[nginx]}" nginx
+    wait_http "${URL[nginx]}/manifest.json" "${PID[nginx]}" nginx 200
     log "nginx ready on ${URL[nginx]} (pid ${PID[nginx]})"
 }
 
@@ -373,7 +313,7 @@ for ((r = 1; r <= RUNS; r++)); do
         t1=$(server_ticks "$s")
         mbs=$(awk -v b="$BIG" -v t="$secs" 'BEGIN {printf "%.1f", b / t / 1e6}')
         record "$s" push_mbs "$mbs"
-        record "$s" push_cpu_s_per_gib "$(awk -v d=$((t1 - t0)) -v k="$TICKS" -v b="$BIG" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
+        record "$s" push_cpu_s_per_gib "$(per_gib $((t1 - t0)) "$BIG")"
         log "push run $r: $s $mbs MB/s ($secs s)"
     done
 done
@@ -394,7 +334,7 @@ for ((r = 1; r <= RUNS; r++)); do
         t1=$(server_ticks "$s")
         mbs=$(awk -v b="$BIG" -v t="$secs" 'BEGIN {printf "%.1f", b / t / 1e6}')
         record "$s" pull_mbs "$mbs"
-        record "$s" pull_cpu_s_per_gib "$(awk -v d=$((t1 - t0)) -v k="$TICKS" -v b="$BIG" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
+        record "$s" pull_cpu_s_per_gib "$(per_gib $((t1 - t0)) "$BIG")"
         log "pull run $r: $s $mbs MB/s ($secs s)"
     done
 done
@@ -431,21 +371,13 @@ for ((r = 1; r <= RUNS; r++)); do
             { cat "$WORK/parallel.err" >&2; die "$s: concurrent pulls failed"; }
         end=$(now)
         t1=$(server_ticks "$s")
-        if [[ -n $SAMPLER ]]; then
-            touch "$WORK/stop"
-            wait "$SAMPLER"
-            SAMPLER=""
-            hwm=$(status_kib "${PID[$s]}" VmHWM)
-            sampled=$(cat "$WORK/rss.max")
-            record "$s" conc_peak_rss_kib "$((hwm > sampled ? hwm : sampled))"
-        fi
-        ok=$(awk -v n="$SMALL" '$1 == 200 && $2 == n' "$WORK/parallel.out" | wc -l)
-        ((ok == CONC)) || { cat "$WORK/parallel.err" >&2; sort "$WORK/parallel.out" | uniq -c >&2; die "$s: only $ok of $CONC concurrent pulls were complete"; }
+        [[ -z $SAMPLER ]] || stop_sampler "$s" "${PID[$s]}"
+        all_complete "$s" "$CONC" "$SMALL"
         wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
         mbs=$(awk -v n="$CONC" -v b="$SMALL" -v t="$wall" 'BEGIN {printf "%.1f", n * b / t / 1e6}')
         record "$s" conc_wall_s "$wall"
         record "$s" conc_mbs "$mbs"
-        record "$s" conc_cpu_s_per_gib "$(awk -v d=$((t1 - t0)) -v k="$TICKS" -v b=$((CONC * SMALL)) 'BEGIN {printf "%.2f", d / k / (b / 2^30)}')"
+        record "$s" conc_cpu_s_per_gib "$(per_gib $((t1 - t0)) $((CONC * SMALL)))"
         log "concurrent run $r: $s $CONC x $((SMALL >> 20)) MiB in $wall s = $mbs MB/s"
     done
 done
@@ -479,23 +411,7 @@ fi
 cp "$RESULTS" "$WHARF_CACHE/bench/last-results.tsv"
 
 # ---------------------------------------------------------------- report
-values() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$RESULTS"; }
-med() { values "$1" "$2" | median; }
-# A cell: the median, and every run when there were several.
-cell() { # SERVER METRIC [divisor]
-    local d=${3:-1} v
-    v=$(values "$1" "$2")
-    [[ -n $v ]] || { echo "–"; return; }
-    if ((RUNS > 1)); then
-        printf '%s (%s)' "$(median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}')" \
-            "$(awk -v d="$d" '{printf "%s%.1f", (NR > 1 ? ", " : ""), $1 / d}' <<<"$v")"
-    else
-        median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}'
-    fi
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "–"}'; }
 
-fmt_size() { awk -v b="$1" 'BEGIN {if (b >= 2^30) printf "%g GiB", b / 2^30; else printf "%g MiB", b / 2^20}'; }
 BIGS=$(fmt_size "$BIG")
 SMALLS=$(fmt_size "$SMALL")
 
@@ -626,15 +542,7 @@ log "wrote $OUT (registry section)"
 # ---------------------------------------------------------------- mirror and operator
 # The registries above are stopped first, so they take no memory or CPU from
 # the next benchmarks; each of those starts and stops its own processes.
-for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-done
+for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 PIDS=()
 SUB_ARGS=(--no-build)
 ((QUICK)) && SUB_ARGS+=(--quick)

@@ -79,67 +79,11 @@ else
 fi
 [[ -x $WHARF_BIN ]] || die "no wharf-registry binary at $WHARF_BIN"
 
-# ---------------------------------------------------------------- cleanup
-WORK=""
-PIDS=()
-SAMPLER=""
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    if [[ -n $SAMPLER ]]; then kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; fi
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$WHARF_CACHE/bench"
-# On the same disk as the test data (not tmpfs): the bucket, configs, logs.
-WORK=$(mktemp -d "$WHARF_CACHE/bench/s3.XXXXXX")
-RESULTS=$WORK/results.tsv # server <tab> metric <tab> value
-: >"$RESULTS"
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
-now() { date +%s.%N; }
-TICKS=$(getconf CLK_TCK)
-per_gib() { awk -v d="$1" -v k="$TICKS" -v b="$2" 'BEGIN {printf "%.2f", d / k / (b / 2^30)}'; } # TICKS BYTES
-status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-wait_http() { # URL PID NAME: until URL answers (any status below 500), with a deadline
-    local url=$1 pid=$2 name=$3 deadline code
-    deadline=$(($(date +%s) + 30))
-    while (($(date +%s) < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2 || true; die "$name exited during start-up"; }
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-        [[ $code =~ ^[1-4][0-9][0-9]$ ]] && return
-        sleep 0.05
-    done
-    tail -20 "$WORK/$name.log" >&2 || true
-    die "$name not answering at $url within 30s"
-}
+bench_workdir s3
 
 # ---------------------------------------------------------------- data
 # Random bytes, the same cache files as bench/run.sh (blob-SIZE.bin).
-data_file() {
-    local size=$1 f=$WHARF_CACHE/bench/blob-$1.bin
-    if [[ ! -f $f || $(stat -c %s "$f") != "$size" ]]; then
-        log "generating $f ($size bytes from /dev/urandom)"
-        head -c "$size" /dev/urandom >"$f.tmp"
-        mv "$f.tmp" "$f"
-        rm -f "$f.sha256"
-    fi
-    if [[ ! -f $f.sha256 || $f.sha256 -ot $f ]]; then
-        sha256sum "$f" | awk '{print "sha256:" $1}' >"$f.sha256"
-    fi
-    echo "$f"
-}
+data_file() { cached_random "$WHARF_CACHE/bench/blob-$1.bin" "$1"; echo "$WHARF_CACHE/bench/blob-$1.bin"; }
 BIG_FILE=$(data_file "$BIG")
 SMALL_FILE=$(data_file "$SMALL")
 BIG_DIGEST=$(cat "$BIG_FILE.sha256")
@@ -344,16 +288,8 @@ for ((r = 1; r <= RUNS; r++)); do
         end=$(now)
         [[ $s == limit ]] || t1=$(cpu_ticks "${PID[$s]}")
         v1=$(cpu_ticks "$S3PID")
-        if [[ -n $SAMPLER ]]; then
-            touch "$WORK/stop"
-            wait "$SAMPLER"
-            SAMPLER=""
-            hwm=$(status_kib "${PID[$s]}" VmHWM)
-            sampled=$(cat "$WORK/rss.max")
-            record "$s" conc_peak_rss_kib "$((hwm > sampled ? hwm : sampled))"
-        fi
-        ok=$(awk -v n="$SMALL" '$1 == 200 && $2 == n' "$WORK/parallel.out" | wc -l)
-        ((ok == CONC)) || { cat "$WORK/parallel.err" >&2; sort "$WORK/parallel.out" | uniq -c >&2; die "$s: only $ok of $CONC concurrent pulls were complete"; }
+        [[ -z $SAMPLER ]] || stop_sampler "$s" "${PID[$s]}"
+        all_complete "$s" "$CONC" "$SMALL"
         wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
         record "$s" conc_mbs "$(awk -v n="$CONC" -v b="$SMALL" -v t="$wall" 'BEGIN {printf "%.1f", n * b / t / 1e6}')"
         [[ $s == limit ]] || record "$s" conc_cpu "$(per_gib $((t1 - t0)) $((CONC * SMALL)))"
@@ -366,27 +302,12 @@ BUILDS_AFTER=$(other_builds)
 cp "$RESULTS" "$WHARF_CACHE/bench/s3-last-results.tsv"
 
 # ---------------------------------------------------------------- report
-values() { awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m {print $3}' "$RESULTS"; }
-med() { values "$1" "$2" | median; }
-cell() { # SERVER METRIC [divisor]
-    local d=${3:-1} v
-    v=$(values "$1" "$2")
-    [[ -n $v ]] || { echo "–"; return; }
-    if ((RUNS > 1)); then
-        printf '%s (%s)' "$(median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}')" \
-            "$(awk -v d="$d" '{printf "%s%.1f", (NR > 1 ? ", " : ""), $1 / d}' <<<"$v")"
-    else
-        median <<<"$v" | awk -v d="$d" '{printf "%.1f", $1 / d}'
-    fi
-}
 cpu_cell() { # SERVER METRIC: CPU s/GiB with two decimals
     local v
     v=$(values "$1" "$2")
     [[ -n $v ]] || { echo "–"; return; }
     if ((RUNS > 1)); then printf '%s (%s)' "$(median <<<"$v")" "$(paste -sd, <<<"$v" | sed 's/,/, /g')"; else median <<<"$v"; fi
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "nan"}'; }
-mib() { awk -v b="$1" 'BEGIN {if (b >= 2^30) printf "%g GiB", b / 2^30; else printf "%g MiB", b / 2^20}'; }
 W_PUSH=$(med wharf push_mbs) D_PUSH=$(med distribution push_mbs)
 W_PULL=$(med wharf pull_mbs) D_PULL=$(med distribution pull_mbs)
 W_PEAK=$(med wharf conc_peak_rss_kib) D_PEAK=$(med distribution conc_peak_rss_kib)
@@ -420,13 +341,13 @@ $RUNS run(s); each cell is the median, then every run in order. MB/s are 10^6 by
 
 | measurement | wharf-registry | distribution | versitygw plain GET (machine limit) |
 |---|---|---|---|
-| push of one $(mib "$BIG") layer (crane push), MB/s | $(cell wharf push_mbs) | $(cell distribution push_mbs) | – |
+| push of one $(fmt_size "$BIG") layer (crane push), MB/s | $(cell wharf push_mbs) | $(cell distribution push_mbs) | – |
 | push, registry CPU s/GiB | $(cpu_cell wharf push_cpu) | $(cpu_cell distribution push_cpu) | – |
 | push, versitygw CPU s/GiB | $(cpu_cell wharf push_s3_cpu) | $(cpu_cell distribution push_s3_cpu) | – |
-| pull of the $(mib "$BIG") layer, MB/s | $(cell wharf pull_mbs) | $(cell distribution pull_mbs) | $(cell limit pull_mbs) |
+| pull of the $(fmt_size "$BIG") layer, MB/s | $(cell wharf pull_mbs) | $(cell distribution pull_mbs) | $(cell limit pull_mbs) |
 | pull, registry CPU s/GiB | $(cpu_cell wharf pull_cpu) | $(cpu_cell distribution pull_cpu) | – |
 | pull, versitygw CPU s/GiB | $(cpu_cell wharf pull_s3_cpu) | $(cpu_cell distribution pull_s3_cpu) | $(cpu_cell limit pull_s3_cpu) |
-| $CONC concurrent pulls of $(mib "$SMALL"), aggregate MB/s | $(cell wharf conc_mbs) | $(cell distribution conc_mbs) | $(cell limit conc_mbs) |
+| $CONC concurrent pulls of $(fmt_size "$SMALL"), aggregate MB/s | $(cell wharf conc_mbs) | $(cell distribution conc_mbs) | $(cell limit conc_mbs) |
 | $CONC concurrent pulls, registry CPU s/GiB | $(cpu_cell wharf conc_cpu) | $(cpu_cell distribution conc_cpu) | – |
 | $CONC concurrent pulls, versitygw CPU s/GiB | $(cpu_cell wharf conc_s3_cpu) | $(cpu_cell distribution conc_s3_cpu) | $(cpu_cell limit conc_s3_cpu) |
 | peak RSS of the registry during the $CONC pulls, MiB | $(cell wharf conc_peak_rss_kib 1024) | $(cell distribution conc_peak_rss_kib 1024) | – |
@@ -450,7 +371,7 @@ Method:
   127.0.0.1, with \`log.level: warn\`; distribution with
   \`OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none\`.
 - Push: crane $crane_version (\`crane push --insecure LAYOUT HOST/$REPO_BIG:$TAG\`)
-  of an OCI image layout holding a config and one layer of $(mib "$BIG") of random
+  of an OCI image layout holding a config and one layer of $(fmt_size "$BIG") of random
   bytes (the layout hard-links the cached data file). crane uploads the layer as
   POST, one streamed PATCH, PUT with the digest, then the config and the manifest.
   The time is crane's whole run. Before each timed push the layer's objects and
@@ -464,7 +385,7 @@ Method:
   registry adds a hop to it, so it is the most a pull through a registry can
   reach here.
 - Concurrent pulls: one curl process, \`--parallel --parallel-max $CONC\`, $CONC GETs of
-  a $(mib "$SMALL") layer pushed the same way; every status and size checked.
+  a $(fmt_size "$SMALL") layer pushed the same way; every status and size checked.
   Peak RSS: \`echo 5 > /proc/PID/clear_refs\` resets VmHWM before, VmHWM read after,
   VmRSS also sampled every 20 ms; the larger is reported.
 - CPU s/GiB: user+system time of the registry process (all threads), and of
