@@ -84,11 +84,6 @@ impl Ctx<'_> {
         self.state.registry.clone()
     }
 
-    /// Every value of a query parameter.
-    pub fn query_all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
     pub fn auth_request(&self) -> RequestAuth<'_> {
         RequestAuth {
             headers: &self.headers,

@@ -498,9 +498,4 @@ impl Mirror {
             }
         }
     }
-
-    /// Fetches in flight (manifests, blobs): for tests and metrics.
-    pub fn in_flight(&self) -> usize {
-        self.manifests.len() + self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
