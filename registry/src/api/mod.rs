@@ -32,7 +32,7 @@ use axum::routing::any;
 use futures::StreamExt;
 
 use crate::auth::scope::Access;
-use crate::auth::{Auth, Denial, Identity, RequestAuth};
+use crate::auth::{Auth, Identity, RequestAuth};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
 use endpoint::Endpoint;
@@ -221,30 +221,6 @@ fn needed_access(ep: &Endpoint, method: &Method) -> Vec<Access> {
         (_, &Method::GET | &Method::HEAD) => repo(&["pull"]),
         (Endpoint::Manifest(..) | Endpoint::Blob(..), &Method::DELETE) => repo(&["delete"]),
         _ => repo(&["pull", "push"]),
-    }
-}
-
-impl From<Denial> for ApiError {
-    fn from(d: Denial) -> Self {
-        use axum::http::StatusCode;
-        match d {
-            Denial::Unauthorized { challenge, message } => {
-                let mut e = ApiError::new(StatusCode::UNAUTHORIZED, error::Code::Unauthorized, message);
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    e = e.with_header(header::WWW_AUTHENTICATE, v);
-                }
-                e
-            }
-            Denial::TooManyRequests { retry_after } => {
-                let secs = retry_after.as_secs().max(1);
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    error::Code::Toomanyrequests,
-                    format!("too many failed logins; retry in {secs}s"),
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
-            }
-        }
     }
 }
 
