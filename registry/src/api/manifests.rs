@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use futures::StreamExt;
 
-use crate::registry::manifest::MAX_MANIFEST_BYTES;
+use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::reference::{Reference, RepoName};
 
 use super::Ctx;

@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::basic_credentials;
 use crate::mirror::upstream::Missing;
 use crate::mirror::{BlobSource, Error as MirrorError, Freshness, Probe, Selection, Target};
+use crate::oci::manifest::{OCI_INDEX, ReferrersIndex};
 use crate::registry::blobs::ByteRange;
 use crate::registry::digest::Digest;
-use crate::registry::manifest::{OCI_INDEX, ReferrersIndex};
 use crate::registry::reference::{Reference, RepoName};
 
 use super::endpoint::Endpoint;

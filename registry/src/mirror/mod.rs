@@ -280,7 +280,7 @@ impl Mirror {
         if !self.cache.manifest_touched(local, d)
             && let Ok(Some(body)) = self.registry.manifest_bytes(d).await
         {
-            let blobs = crate::registry::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
+            let blobs = crate::oci::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
             self.cache.manifest_used(local, d, blobs);
         }
     }
@@ -335,7 +335,7 @@ impl Mirror {
             }
             Reference::Tag(_) => Digest::sha256_of(&body),
         };
-        let parsed = crate::registry::manifest::parse(&body, media_type.as_deref()).map_err(|e| Error::Upstream {
+        let parsed = crate::oci::manifest::parse(&body, media_type.as_deref()).map_err(|e| Error::Upstream {
             upstream: t.upstream.label(),
             status: 200,
             message: format!("the manifest of {}:{reference} cannot be cached: {e}", t.remote),

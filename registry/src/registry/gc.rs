@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use crate::storage::paths::Path;
 
 use super::digest::Digest;
-use super::manifest;
 use super::{Registry, Result};
+use crate::oci::manifest;
 
 const ALGORITHMS: [&str; 2] = ["sha256", "sha512"];
 

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use crate::storage::paths::Path;
 
 use super::digest::{Algorithm, Digest};
-use super::manifest::{self, Parsed};
 use super::reference::{Reference, RepoName, Tag};
 use super::{Error, Registry, Result};
+use crate::oci::manifest::{self, Parsed};
 
 /// A manifest as stored.
 pub struct StoredManifest {
