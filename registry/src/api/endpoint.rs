@@ -28,8 +28,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// A short, fixed name for logs and metrics.
-    pub fn route(&self) -> &'static str {
+    /// What kind of endpoint this is, as a short fixed name: the `route`
+    /// label of the request metrics and log line.
+    pub fn kind(&self) -> &'static str {
         match self {
             Endpoint::Base => "base",
             Endpoint::Catalog => "catalog",

@@ -1,4 +1,4 @@
-//! Requests for mirrored repositories (issue 4). [`route`] runs before auth:
+//! Requests for mirrored repositories (issue 4). [`select`] runs before auth:
 //! it names the repository as local storage and the access rules know it
 //! (`docker.io/library/nginx` for `?ns=docker.io`), and refuses pushes with
 //! the reason. [`handle`] asks `crate::mirror::Mirror` to make the content
@@ -28,9 +28,10 @@ use super::error::ApiError;
 use super::response::{Content, JsonPage};
 use super::{AppState, Ctx, blobs, manifests, referrers};
 
-/// Decides whether a request is for a mirrored repository; if so, renames
-/// the endpoint's repository to its local name.
-pub fn route(
+/// Decides whether a request is for a mirrored repository (by
+/// [`Mirror::select`](crate::mirror::Mirror::select)); if so, renames the
+/// endpoint's repository to its local name.
+pub fn select(
     state: &AppState,
     ep: Endpoint,
     method: &Method,
@@ -48,7 +49,7 @@ pub fn route(
     let Some(name) = ep.repository() else { return Ok((ep, None)) };
     let target = match mirror.select(name, ns) {
         Selection::Local => return Ok((ep, None)),
-        Selection::Unrouted(why) => return Err(ApiError::name_unknown(why)),
+        Selection::NoUpstream(why) => return Err(ApiError::name_unknown(why)),
         Selection::Mirrored(t) => t,
     };
     let read = matches!(ep, Endpoint::Manifest(..) | Endpoint::Blob(..) | Endpoint::Tags(_) | Endpoint::Referrers(..))
@@ -90,7 +91,7 @@ pub async fn mount_allowed(ctx: &Ctx<'_>, from: &RepoName, digest: &Digest) -> b
             let creds = mirror.credentials(&t, basic_credentials(&ctx.headers));
             mirror.confirm(&t, &creds, Probe::Blob(digest)).await.is_ok()
         }
-        Selection::Local | Selection::Unrouted(_) => true,
+        Selection::Local | Selection::NoUpstream(_) => true,
     }
 }
 

@@ -143,7 +143,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
-    // Routing sees the raw path: percent-encoded names are refused, never decoded.
+    // Endpoint parsing sees the raw path: percent-encoded names are refused, never decoded.
     let full = parts.uri.path();
     let rest = full.strip_prefix(state.prefix.as_str()).unwrap_or(full);
     let rest = rest.strip_prefix("/v2").unwrap_or(rest);
@@ -161,11 +161,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     };
 
     let parsed = endpoint::parse_request(rest, &ctx.method);
-    let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
+    let kind = parsed.as_ref().map(Endpoint::kind).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
-    let parsed = parsed.and_then(|ep| mirror::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
+    let parsed = parsed.and_then(|ep| mirror::select(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
     let mut resp = match parsed {
         Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
             Ok(identity) => {
@@ -197,11 +197,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         crate::metrics::bytes_sent(bytes);
     }
     let elapsed = started.elapsed();
-    crate::metrics::request(route, method.as_str(), status, elapsed);
+    crate::metrics::request(kind, method.as_str(), status, elapsed);
     tracing::info!(
         client = ctx.origin.client.map(|c| c.to_string()).unwrap_or_default(),
         method = %method,
-        route,
+        route = kind,
         repository = repository.as_deref().unwrap_or(""),
         status,
         bytes,

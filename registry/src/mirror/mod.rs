@@ -94,7 +94,7 @@ pub enum Selection {
     Local,
     Mirrored(Target),
     /// Neither local nor served by any upstream: why.
-    Unrouted(String),
+    NoUpstream(String),
 }
 
 /// How a tag was served.
@@ -207,7 +207,7 @@ impl Mirror {
             Ok(local) => {
                 Selection::Mirrored(Target { upstream: upstream.clone(), local, remote: upstream.remote_name(remote) })
             }
-            Err(e) => Selection::Unrouted(format!("{local}: {e}")),
+            Err(e) => Selection::NoUpstream(format!("{local}: {e}")),
         };
         if let Some(ns) = ns
             && let Some(u) = self.named.iter().find(|u| u.name == ns)
@@ -223,7 +223,7 @@ impl Mirror {
             return target(u, n, n);
         }
         let names: Vec<&str> = self.named.iter().map(|u| u.prefix.as_str()).collect();
-        Selection::Unrouted(format!(
+        Selection::NoUpstream(format!(
             "{n} is not mirrored: name an upstream ({}) as the first path component or with ?ns=, {}",
             names.join(", "),
             match &self.cache.local_prefix() {
