@@ -57,7 +57,7 @@ pub fn select(
     if !read {
         return Err(ApiError::unsupported(format!(
             "{name} is a read-only pull-through cache of {}/{}: push to the upstream itself{}",
-            t_url(&target),
+            target.upstream.url,
             target.remote,
             match mirror.cache.local_prefix() {
                 Some(p) => format!(", or to a local repository under {p}/ on this registry"),
@@ -103,10 +103,6 @@ pub fn listed(state: &AppState, repo: &RepoName) -> bool {
         Some(m) if m.passthrough => matches!(m.select(repo, None), Selection::Local),
         _ => true,
     }
-}
-
-fn t_url(t: &Target) -> &str {
-    &t.upstream.url
 }
 
 pub async fn handle(ctx: &Ctx<'_>, t: Target, ep: Endpoint, _body: Body) -> Result<Response, ApiError> {
