@@ -66,8 +66,8 @@ pub struct Ctx<'a> {
     query: Vec<(String, String)>,
     /// The client and the address it reached (`X-Forwarded-*` from trusted proxies only).
     pub origin: forwarded::Origin,
-    /// Who is asking, once auth has run.
-    pub identity: Identity,
+    /// Who is asking: `None` until auth has run (handlers run only after it).
+    identity: Option<Identity>,
 }
 
 /// The peer address of a connection, inserted by `server::serve`.
@@ -77,6 +77,16 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 impl Ctx<'_> {
     pub fn registry(&self) -> &Registry {
         &self.state.registry
+    }
+
+    /// Whether the client may do `access`; nothing before auth has run.
+    pub fn allows(&self, access: &Access) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.allows(access))
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(|i| i.user.as_deref())
     }
 
     /// The registry, for work that outlives the request (a flight's reader).
@@ -151,14 +161,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let origin = forwarded::Origin::resolve(&parts.headers, &parts.uri, peer, state.tls, &state.trusted_proxies);
-    let mut ctx = Ctx {
-        state: &state,
-        method: parts.method,
-        headers: parts.headers,
-        query,
-        origin,
-        identity: Identity::anonymous_admin(),
-    };
+    let mut ctx = Ctx { state: &state, method: parts.method, headers: parts.headers, query, origin, identity: None };
 
     let parsed = endpoint::parse_request(rest, &ctx.method);
     let kind = parsed.as_ref().map(Endpoint::kind).unwrap_or("invalid");
@@ -169,7 +172,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let mut resp = match parsed {
         Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
             Ok(identity) => {
-                ctx.identity = identity;
+                ctx.identity = Some(identity);
                 match mirrored {
                     Some(target) => mirror::handle(&ctx, target, ep, body).await,
                     None => handle(&ctx, ep, body).await,

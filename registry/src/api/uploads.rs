@@ -66,7 +66,7 @@ pub async fn start(ctx: &Ctx<'_>, name: &RepoName, body: Body) -> Result<Respons
     if let Some(mount) = ctx.query("mount") {
         // A mount that cannot be done falls back to an ordinary session (202).
         if let (Ok(digest), Some(Ok(from))) = (mount.parse::<Digest>(), ctx.query("from").map(RepoName::parse))
-            && ctx.identity.allows(&Access::repository(from.as_str(), &["pull"]))
+            && ctx.allows(&Access::repository(from.as_str(), &["pull"]))
             && super::mirror::mount_allowed(ctx, &from, &digest).await
             && reg.blob_mount(name, &from, &digest).await?
         {
