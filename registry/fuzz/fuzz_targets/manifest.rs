@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wharf_registry::registry::manifest::{self, Kind};
+use wharf_registry::oci::manifest::{self, Kind};
 
 const TYPES: [Option<&str>; 6] = [
     None,

@@ -1,4 +1,4 @@
-//! The pull-through mirror's routing of a request line: containerd's
+//! The pull-through mirror's selection of an upstream for a request line: containerd's
 //! `?ns=host[:port]`, a name's first component, `localprefix`, `remoteurl`.
 //!
 //! Input: the request target after `/v2`, e.g. `/nginx/manifests/1?ns=docker.io`.
@@ -14,7 +14,7 @@ use wharf_registry::registry::reference::RepoName;
 use wharf_registry::registry::{Options, Registry};
 use wharf_registry::storage::fs::Filesystem;
 
-// No request reaches an upstream here: `select` only routes. The URLs are
+// No request reaches an upstream here: `select` only chooses. The URLs are
 // never dialled.
 const CONFIG: &str = r#"
 version: 0.1
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert!(!local.starts_with("local/"), "mirrored content written into a local repository: {local}");
             }
-            Selection::Unrouted(why) => assert!(!why.is_empty()),
+            Selection::NoUpstream(why) => assert!(!why.is_empty()),
         }
     }
 });

@@ -29,6 +29,6 @@ fuzz_target!(|data: &[u8]| {
         if let Endpoint::Upload(_, id) = &ep {
             let _ = id.len();
         }
-        let _ = ep.route();
+        let _ = ep.kind();
     }
 });

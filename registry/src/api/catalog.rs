@@ -22,7 +22,7 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     // With the built-in token service, the catalog shows only what the caller may pull.
     if let Some(service) = ctx.state.auth.token_service() {
         let rules = service.rules();
-        let user = ctx.identity.user.as_deref();
+        let user = ctx.user();
         all.retain(|repo| rules.permitted(user, repo.as_str()).contains("pull"));
     }
     let (page, more) = paginate(&all, n, last);

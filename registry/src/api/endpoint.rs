@@ -28,8 +28,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// A short, fixed name for logs and metrics.
-    pub fn route(&self) -> &'static str {
+    /// What kind of endpoint this is, as a short fixed name: the `route`
+    /// label of the request metrics and log line.
+    pub fn kind(&self) -> &'static str {
         match self {
             Endpoint::Base => "base",
             Endpoint::Catalog => "catalog",
@@ -55,11 +56,11 @@ impl Endpoint {
 }
 
 fn name(s: &str) -> Result<RepoName, ApiError> {
-    RepoName::parse(s).map_err(ApiError::name_invalid)
+    Ok(RepoName::parse(s)?)
 }
 
 fn digest(s: &str) -> Result<Digest, ApiError> {
-    s.parse().map_err(|e: crate::registry::digest::DigestError| ApiError::digest_invalid(e.to_string()))
+    Ok(s.parse::<Digest>()?)
 }
 
 /// Parses the path after `/v2` (the raw, still percent-encoded path: a
@@ -88,15 +89,7 @@ pub fn parse(rest: &str) -> Result<Endpoint, ApiError> {
     }
     if let Some((n, r)) = rest.rsplit_once("/manifests/") {
         let n = name(n)?;
-        let reference = Reference::parse(r).map_err(|e| match e {
-            crate::registry::reference::ReferenceError::Digest(d) => ApiError::digest_invalid(d.to_string()),
-            other => ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                super::error::Code::ManifestInvalid,
-                other.to_string(),
-            ),
-        })?;
-        return Ok(Endpoint::Manifest(n, reference));
+        return Ok(Endpoint::Manifest(n, Reference::parse(r)?));
     }
     if let Some((n, d)) = rest.rsplit_once("/referrers/") {
         let n = name(n)?;
@@ -111,7 +104,7 @@ pub fn parse(rest: &str) -> Result<Endpoint, ApiError> {
 /// no route) and the v1.1 conformance suite requires. Writes keep the 400
 /// that says what is wrong with the reference.
 pub fn parse_request(rest: &str, method: &axum::http::Method) -> Result<Endpoint, ApiError> {
-    use axum::http::{Method, StatusCode};
+    use axum::http::Method;
     let parsed = parse(rest);
     if parsed.is_err()
         && (method == Method::GET || method == Method::HEAD)
@@ -119,11 +112,7 @@ pub fn parse_request(rest: &str, method: &axum::http::Method) -> Result<Endpoint
         && RepoName::parse(n).is_ok()
         && Reference::parse(r).is_err()
     {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            super::error::Code::ManifestUnknown,
-            format!("manifest unknown: `{r}` is neither a valid tag nor a digest"),
-        ));
+        return Err(ApiError::manifest_unknown(format!("manifest unknown: `{r}` is neither a valid tag nor a digest")));
     }
     parsed
 }

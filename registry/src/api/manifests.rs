@@ -1,16 +1,16 @@
 //! `GET`, `HEAD`, `PUT` and `DELETE /v2/<name>/manifests/<reference>`.
 
 use axum::body::{Body, BodyDataStream};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use futures::StreamExt;
 
-use crate::registry::manifest::MAX_MANIFEST_BYTES;
+use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::reference::{Reference, RepoName};
 
 use super::Ctx;
-use super::error::{ApiError, Code};
+use super::error::ApiError;
 use super::response::{Accepted, Content, Created, NotModified};
 
 /// Whether the request's `Accept` headers allow `media_type`. No `Accept`
@@ -36,11 +36,10 @@ fn accepts(ctx: &Ctx<'_>, media_type: &str) -> bool {
 pub async fn get(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, head: bool) -> Result<Response, ApiError> {
     let m = ctx.registry().manifest_get(name, reference).await?;
     if !accepts(ctx, &m.media_type) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            Code::ManifestUnknown,
-            format!("the manifest is {}, which the request's Accept header does not allow", m.media_type),
-        ));
+        return Err(ApiError::manifest_unknown(format!(
+            "the manifest is {}, which the request's Accept header does not allow",
+            m.media_type
+        )));
     }
     let etag = format!("\"{}\"", m.digest);
     if ctx.header(&header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
@@ -65,11 +64,10 @@ const DRAIN_LIMIT: u64 = 16 * MAX_MANIFEST_BYTES as u64;
 
 fn too_large(size: Option<u64>) -> ApiError {
     let what = size.map_or_else(|| "manifest".to_string(), |n| format!("manifest of {n} bytes"));
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Code::SizeInvalid,
-        format!("{what} exceeds the {} MiB limit ({MAX_MANIFEST_BYTES} bytes)", MAX_MANIFEST_BYTES / (1024 * 1024)),
-    )
+    ApiError::payload_too_large(format!(
+        "{what} exceeds the {} MiB limit ({MAX_MANIFEST_BYTES} bytes)",
+        MAX_MANIFEST_BYTES / (1024 * 1024)
+    ))
 }
 
 /// The answer to an oversized manifest once the body is dealt with: read to
@@ -99,9 +97,7 @@ pub async fn put(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, body: Bo
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading the manifest: {e}"))
-        })?;
+        let chunk = chunk.map_err(|e| ApiError::manifest_invalid(format!("reading the manifest: {e}")))?;
         if buf.len() + chunk.len() > MAX_MANIFEST_BYTES {
             return Err(refuse_oversized(stream, (buf.len() + chunk.len()) as u64, declared).await);
         }

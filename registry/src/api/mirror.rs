@@ -1,4 +1,4 @@
-//! Requests for mirrored repositories (issue 4). [`route`] runs before auth:
+//! Requests for mirrored repositories (issue 4). [`select`] runs before auth:
 //! it names the repository as local storage and the access rules know it
 //! (`docker.io/library/nginx` for `?ns=docker.io`), and refuses pushes with
 //! the reason. [`handle`] asks `crate::mirror::Mirror` to make the content
@@ -12,25 +12,26 @@
 //! confirm the client's access; the catalog never names mirrored repositories.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::basic_credentials;
 use crate::mirror::upstream::Missing;
 use crate::mirror::{BlobSource, Error as MirrorError, Freshness, Probe, Selection, Target};
+use crate::oci::manifest::{OCI_INDEX, ReferrersIndex};
 use crate::registry::blobs::ByteRange;
 use crate::registry::digest::Digest;
-use crate::registry::manifest::{OCI_INDEX, ReferrersIndex};
 use crate::registry::reference::{Reference, RepoName};
 
 use super::endpoint::Endpoint;
-use super::error::{ApiError, Code};
+use super::error::ApiError;
 use super::response::{Content, JsonPage};
 use super::{AppState, Ctx, blobs, manifests, referrers};
 
-/// Decides whether a request is for a mirrored repository; if so, renames
-/// the endpoint's repository to its local name.
-pub fn route(
+/// Decides whether a request is for a mirrored repository (by
+/// [`Mirror::select`](crate::mirror::Mirror::select)); if so, renames the
+/// endpoint's repository to its local name.
+pub fn select(
     state: &AppState,
     ep: Endpoint,
     method: &Method,
@@ -40,33 +41,29 @@ pub fn route(
     let Some(mirror) = &state.mirror else { return Ok((ep, None)) };
     // skopeo and crane ping /v2/ and send credentials only if it challenges them.
     if mirror.passthrough && matches!(ep, Endpoint::Base) && !sent_credentials(headers) {
-        return Err(challenge(
-            "this pass-through mirror uses your own upstream credentials: log in with them".into(),
+        return Err(ApiError::basic_challenge(
+            "this pass-through mirror uses your own upstream credentials: log in with them",
             "wharf-registry pass-through mirror",
         ));
     }
     let Some(name) = ep.repository() else { return Ok((ep, None)) };
     let target = match mirror.select(name, ns) {
         Selection::Local => return Ok((ep, None)),
-        Selection::Unrouted(why) => return Err(ApiError::new(StatusCode::NOT_FOUND, Code::NameUnknown, why)),
+        Selection::NoUpstream(why) => return Err(ApiError::name_unknown(why)),
         Selection::Mirrored(t) => t,
     };
     let read = matches!(ep, Endpoint::Manifest(..) | Endpoint::Blob(..) | Endpoint::Tags(_) | Endpoint::Referrers(..))
         && (method == Method::GET || method == Method::HEAD);
     if !read {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Code::Unsupported,
-            format!(
-                "{name} is a read-only pull-through cache of {}/{}: push to the upstream itself{}",
-                t_url(&target),
-                target.remote,
-                match mirror.cache.local_prefix() {
-                    Some(p) => format!(", or to a local repository under {p}/ on this registry"),
-                    None => String::new(),
-                }
-            ),
-        ));
+        return Err(ApiError::unsupported(format!(
+            "{name} is a read-only pull-through cache of {}/{}: push to the upstream itself{}",
+            target.upstream.url,
+            target.remote,
+            match mirror.cache.local_prefix() {
+                Some(p) => format!(", or to a local repository under {p}/ on this registry"),
+                None => String::new(),
+            }
+        )));
     }
     let local = target.local.clone();
     let ep = match ep {
@@ -84,15 +81,6 @@ fn sent_credentials(headers: &HeaderMap) -> bool {
     basic_credentials(headers).is_some_and(|(user, password)| !(user.is_empty() && password.is_empty()))
 }
 
-/// 401 with a `Basic` challenge: clients answer it with the user's upstream credentials.
-fn challenge(message: String, realm: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message).with_header(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_str(&format!("Basic realm=\"{}\"", realm.replace(['"', '\\'], "")))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"wharf\"")),
-    )
-}
-
 /// Whether a cross-repository mount may link a blob of `from` (issue 12): in
 /// pass-through mode, a mirrored `from` needs the upstream to confirm this
 /// client's access first. `false` makes the mount fall back to an upload.
@@ -103,7 +91,7 @@ pub async fn mount_allowed(ctx: &Ctx<'_>, from: &RepoName, digest: &Digest) -> b
             let creds = mirror.credentials(&t, basic_credentials(&ctx.headers));
             mirror.confirm(&t, &creds, Probe::Blob(digest)).await.is_ok()
         }
-        Selection::Local | Selection::Unrouted(_) => true,
+        Selection::Local | Selection::NoUpstream(_) => true,
     }
 }
 
@@ -117,14 +105,10 @@ pub fn listed(state: &AppState, repo: &RepoName) -> bool {
     }
 }
 
-fn t_url(t: &Target) -> &str {
-    &t.upstream.url
-}
-
 pub async fn handle(ctx: &Ctx<'_>, t: Target, ep: Endpoint, _body: Body) -> Result<Response, ApiError> {
     let Some(mirror) = &ctx.state.mirror else { return Err(ApiError::not_found()) };
     let creds = mirror.credentials(&t, basic_credentials(&ctx.headers));
-    let err = |e: std::sync::Arc<MirrorError>| to_api(&e, mirror.passthrough);
+    let err = |e: std::sync::Arc<MirrorError>| ApiError::from_mirror(&e, mirror.passthrough);
     let head = ctx.method == Method::HEAD;
     match ep {
         Endpoint::Manifest(name, reference) => {
@@ -157,7 +141,9 @@ pub async fn handle(ctx: &Ctx<'_>, t: Target, ep: Endpoint, _body: Body) -> Resu
                 Ok(octets(digest, size, range, Some(Body::from_stream(body))))
             }
         },
-        Endpoint::Tags(name) => tags(ctx, &t, &name, &creds).await.map_err(|e| to_api(&e, mirror.passthrough)),
+        Endpoint::Tags(name) => {
+            tags(ctx, &t, &name, &creds).await.map_err(|e| ApiError::from_mirror(&e, mirror.passthrough))
+        }
         Endpoint::Referrers(name, digest) => {
             match mirror.confirm(&t, &creds, Probe::Manifest(&Reference::Digest(digest.clone()))).await {
                 Ok(()) => referrers::get(ctx, &name, &digest).await,
@@ -209,36 +195,4 @@ async fn tags(
     })?;
     v["name"] = serde_json::Value::String(name.to_string());
     Ok(super::response::JsonPage::new(v).into_response())
-}
-
-/// The one place a mirror failure becomes an HTTP error.
-fn to_api(e: &MirrorError, passthrough: bool) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        MirrorError::NotFound { missing: Missing::Blob(d), .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, Code::BlobUnknown, msg)
-                .with_detail(serde_json::json!({ "digest": d.to_string() }))
-        }
-        MirrorError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, Code::ManifestUnknown, msg),
-        // The client's own credentials were refused (or it sent none): ask for them.
-        MirrorError::Unauthorized { upstream, .. } if passthrough => challenge(msg, upstream),
-        MirrorError::Unauthorized { .. } => ApiError::new(StatusCode::FORBIDDEN, Code::Denied, msg),
-        MirrorError::TooManyRequests { retry_after, .. } => {
-            let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::Toomanyrequests, msg);
-            if let Some(s) = retry_after {
-                err = err.with_header(header::RETRY_AFTER, HeaderValue::from(*s));
-            }
-            err
-        }
-        MirrorError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, Code::Unknown, msg),
-        MirrorError::Unconfirmed { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unknown, msg),
-        MirrorError::Upstream { .. } | MirrorError::Refused { .. } | MirrorError::DigestMismatch { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, Code::Unknown, msg)
-        }
-        MirrorError::Store(_) => {
-            tracing::error!(error = %msg, "storing cached content failed");
-            crate::metrics::storage_error();
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "internal storage error")
-        }
-    }
 }

@@ -32,7 +32,7 @@ use axum::routing::any;
 use futures::StreamExt;
 
 use crate::auth::scope::Access;
-use crate::auth::{Auth, Denial, Identity, RequestAuth};
+use crate::auth::{Auth, Identity, RequestAuth};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
 use endpoint::Endpoint;
@@ -66,8 +66,8 @@ pub struct Ctx<'a> {
     query: Vec<(String, String)>,
     /// The client and the address it reached (`X-Forwarded-*` from trusted proxies only).
     pub origin: forwarded::Origin,
-    /// Who is asking, once auth has run.
-    pub identity: Identity,
+    /// Who is asking: `None` until auth has run (handlers run only after it).
+    identity: Option<Identity>,
 }
 
 /// The peer address of a connection, inserted by `server::serve`.
@@ -79,14 +79,19 @@ impl Ctx<'_> {
         &self.state.registry
     }
 
+    /// Whether the client may do `access`; nothing before auth has run.
+    pub fn allows(&self, access: &Access) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.allows(access))
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(|i| i.user.as_deref())
+    }
+
     /// The registry, for work that outlives the request (a flight's reader).
     pub fn registry_arc(&self) -> Arc<Registry> {
         self.state.registry.clone()
-    }
-
-    /// Every value of a query parameter.
-    pub fn query_all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn auth_request(&self) -> RequestAuth<'_> {
@@ -148,7 +153,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
-    // Routing sees the raw path: percent-encoded names are refused, never decoded.
+    // Endpoint parsing sees the raw path: percent-encoded names are refused, never decoded.
     let full = parts.uri.path();
     let rest = full.strip_prefix(state.prefix.as_str()).unwrap_or(full);
     let rest = rest.strip_prefix("/v2").unwrap_or(rest);
@@ -156,25 +161,18 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let origin = forwarded::Origin::resolve(&parts.headers, &parts.uri, peer, state.tls, &state.trusted_proxies);
-    let mut ctx = Ctx {
-        state: &state,
-        method: parts.method,
-        headers: parts.headers,
-        query,
-        origin,
-        identity: Identity::anonymous_admin(),
-    };
+    let mut ctx = Ctx { state: &state, method: parts.method, headers: parts.headers, query, origin, identity: None };
 
     let parsed = endpoint::parse_request(rest, &ctx.method);
-    let route = parsed.as_ref().map(Endpoint::route).unwrap_or("invalid");
+    let kind = parsed.as_ref().map(Endpoint::kind).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
-    let parsed = parsed.and_then(|ep| mirror::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
+    let parsed = parsed.and_then(|ep| mirror::select(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
     let mut resp = match parsed {
         Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
             Ok(identity) => {
-                ctx.identity = identity;
+                ctx.identity = Some(identity);
                 match mirrored {
                     Some(target) => mirror::handle(&ctx, target, ep, body).await,
                     None => handle(&ctx, ep, body).await,
@@ -202,11 +200,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         crate::metrics::bytes_sent(bytes);
     }
     let elapsed = started.elapsed();
-    crate::metrics::request(route, method.as_str(), status, elapsed);
+    crate::metrics::request(kind, method.as_str(), status, elapsed);
     tracing::info!(
         client = ctx.origin.client.map(|c| c.to_string()).unwrap_or_default(),
         method = %method,
-        route,
+        route = kind,
         repository = repository.as_deref().unwrap_or(""),
         status,
         bytes,
@@ -226,30 +224,6 @@ fn needed_access(ep: &Endpoint, method: &Method) -> Vec<Access> {
         (_, &Method::GET | &Method::HEAD) => repo(&["pull"]),
         (Endpoint::Manifest(..) | Endpoint::Blob(..), &Method::DELETE) => repo(&["delete"]),
         _ => repo(&["pull", "push"]),
-    }
-}
-
-impl From<Denial> for ApiError {
-    fn from(d: Denial) -> Self {
-        use axum::http::StatusCode;
-        match d {
-            Denial::Unauthorized { challenge, message } => {
-                let mut e = ApiError::new(StatusCode::UNAUTHORIZED, error::Code::Unauthorized, message);
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    e = e.with_header(header::WWW_AUTHENTICATE, v);
-                }
-                e
-            }
-            Denial::TooManyRequests { retry_after } => {
-                let secs = retry_after.as_secs().max(1);
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    error::Code::Toomanyrequests,
-                    format!("too many failed logins; retry in {secs}s"),
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
-            }
-        }
     }
 }
 

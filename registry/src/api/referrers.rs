@@ -3,8 +3,8 @@
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
+use crate::oci::manifest::OCI_INDEX;
 use crate::registry::digest::Digest;
-use crate::registry::manifest::OCI_INDEX;
 use crate::registry::reference::RepoName;
 
 use super::Ctx;

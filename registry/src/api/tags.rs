@@ -1,6 +1,5 @@
 //! `GET /v2/<name>/tags/list` with `n`/`last` pagination.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -8,7 +7,7 @@ use crate::registry::catalog::paginate;
 use crate::registry::reference::RepoName;
 
 use super::Ctx;
-use super::error::{ApiError, Code};
+use super::error::ApiError;
 use super::response::JsonPage;
 
 #[derive(Serialize)]
@@ -21,13 +20,10 @@ struct TagList {
 pub fn page_params<'a>(ctx: &'a Ctx<'_>) -> Result<(Option<usize>, Option<&'a str>), ApiError> {
     let n = match ctx.query("n") {
         None | Some("") => None,
-        Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                Code::Unsupported,
-                format!("n must be a non-negative integer, got `{v}`"),
-            )
-        })?),
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| ApiError::invalid_parameter(format!("n must be a non-negative integer, got `{v}`")))?,
+        ),
     };
     Ok((n, ctx.query("last").filter(|l| !l.is_empty())))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 
@@ -14,13 +14,9 @@ use crate::auth::scope::Access;
 use crate::auth::token_service::TokenService;
 use crate::auth::{Auth, Denial, LoginFailure, basic_credentials, quote};
 
-use super::error::{ApiError, Code};
+use super::error::ApiError;
 use super::forwarded::Origin;
 use super::{AppState, PeerAddr};
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, Code::Unsupported, message)
-}
 
 fn unauthorized(service: &TokenService, message: &str) -> ApiError {
     ApiError::from(Denial::Unauthorized {
@@ -56,7 +52,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
             let bytes = Limited::new(body, 64 * 1024)
                 .collect()
                 .await
-                .map_err(|e| bad_request(format!("reading the form: {e}")))?
+                .map_err(|e| ApiError::invalid_parameter(format!("reading the form: {e}")))?
                 .to_bytes();
             form_urlencoded::parse(&bytes).into_owned().collect()
         }
@@ -66,20 +62,24 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
     if let Some(s) = param("service")
         && s != service.service
     {
-        return Err(bad_request(format!("this token service issues tokens for `{}`, not `{s}`", service.service)));
+        return Err(ApiError::invalid_parameter(format!(
+            "this token service issues tokens for `{}`, not `{s}`",
+            service.service
+        )));
     }
     let requested = scopes(params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()));
 
     let (user, offline) = if parts.method == Method::POST {
         match param("grant_type") {
             Some("password") => {
-                let user = param("username").ok_or_else(|| bad_request("username is required"))?;
+                let user = param("username").ok_or_else(|| ApiError::invalid_parameter("username is required"))?;
                 let password = param("password").unwrap_or("");
                 login(&state.auth, service, user, password, client).await?;
                 (Some(user.to_string()), param("access_type") == Some("offline"))
             }
             Some("refresh_token") => {
-                let token = param("refresh_token").ok_or_else(|| bad_request("refresh_token is required"))?;
+                let token =
+                    param("refresh_token").ok_or_else(|| ApiError::invalid_parameter("refresh_token is required"))?;
                 let user = state.auth.verify_refresh(token).map_err(|m| unauthorized(service, &m))?;
                 if !service.user_exists(&user) {
                     return Err(unauthorized(service, "the user of this refresh token no longer exists"));
@@ -87,7 +87,9 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
                 (Some(user), true)
             }
             other => {
-                return Err(bad_request(format!("unsupported grant_type {other:?}; use password or refresh_token")));
+                return Err(ApiError::invalid_parameter(format!(
+                    "unsupported grant_type {other:?}; use password or refresh_token"
+                )));
             }
         }
     } else {
@@ -96,7 +98,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
                 if let Some(account) = param("account")
                     && account != user
                 {
-                    return Err(bad_request("the account parameter does not match the credentials"));
+                    return Err(ApiError::invalid_parameter("the account parameter does not match the credentials"));
                 }
                 login(&state.auth, service, &user, &password, client).await?;
                 (Some(user), param("offline_token") == Some("true"))
@@ -106,7 +108,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, ApiError> {
     };
     let response = service.issue(user.as_deref(), &requested, offline).map_err(|e| {
         tracing::error!(error = %e, "issuing a token");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Unknown, "could not issue a token")
+        ApiError::internal("could not issue a token")
     })?;
     tracing::info!(user = user.as_deref().unwrap_or(""), requested = requested.len(), "issued token");
     let mut resp = Json(response).into_response();

@@ -27,10 +27,7 @@ fn created(ctx: &Ctx<'_>, name: &RepoName, digest: Digest) -> Response {
 fn digest_param(ctx: &Ctx<'_>) -> Result<Option<Digest>, ApiError> {
     match ctx.query("digest") {
         None => Ok(None),
-        Some(d) => d
-            .parse()
-            .map(Some)
-            .map_err(|e: crate::registry::digest::DigestError| ApiError::digest_invalid(e.to_string())),
+        Some(d) => Ok(Some(d.parse::<Digest>()?)),
     }
 }
 
@@ -38,13 +35,9 @@ fn digest_param(ctx: &Ctx<'_>) -> Result<Option<Digest>, ApiError> {
 fn chunk_range(ctx: &Ctx<'_>) -> Result<Option<ChunkRange>, ApiError> {
     match ctx.header(&header::CONTENT_RANGE) {
         None => Ok(None),
-        Some(h) => ChunkRange::parse(h).map(Some).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                super::error::Code::BlobUploadInvalid,
-                format!("malformed Content-Range `{h}`"),
-            )
-        }),
+        Some(h) => ChunkRange::parse(h)
+            .map(Some)
+            .ok_or_else(|| ApiError::content_range_invalid(format!("malformed Content-Range `{h}`"))),
     }
 }
 
@@ -73,7 +66,7 @@ pub async fn start(ctx: &Ctx<'_>, name: &RepoName, body: Body) -> Result<Respons
     if let Some(mount) = ctx.query("mount") {
         // A mount that cannot be done falls back to an ordinary session (202).
         if let (Ok(digest), Some(Ok(from))) = (mount.parse::<Digest>(), ctx.query("from").map(RepoName::parse))
-            && ctx.identity.allows(&Access::repository(from.as_str(), &["pull"]))
+            && ctx.allows(&Access::repository(from.as_str(), &["pull"]))
             && super::mirror::mount_allowed(ctx, &from, &digest).await
             && reg.blob_mount(name, &from, &digest).await?
         {
@@ -101,11 +94,10 @@ pub async fn patch(ctx: &Ctx<'_>, name: &RepoName, id: &str, body: Body) -> Resu
     if let (Some(r), Some(len)) = (range, content_length(ctx))
         && len != r.end - r.start + 1
     {
-        return Err(ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            super::error::Code::BlobUploadInvalid,
-            format!("Content-Range {}-{} does not match Content-Length {len}", r.start, r.end),
-        ));
+        return Err(ApiError::content_range_invalid(format!(
+            "Content-Range {}-{} does not match Content-Length {len}",
+            r.start, r.end
+        )));
     }
     let s = ctx.registry().upload_append(name, id, range, body_stream(body)).await?;
     Ok(session(ctx, name, StatusCode::ACCEPTED, s))

@@ -173,7 +173,7 @@ impl Cache {
                     Err(_) => Instant::now(),
                 };
                 let blobs = match self.backend.get(&Path::BlobData(&d).key()).await {
-                    Ok(body) => crate::registry::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default(),
+                    Ok(body) => crate::oci::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
                 manifests.insert(d.clone());

@@ -94,7 +94,7 @@ pub enum Selection {
     Local,
     Mirrored(Target),
     /// Neither local nor served by any upstream: why.
-    Unrouted(String),
+    NoUpstream(String),
 }
 
 /// How a tag was served.
@@ -207,7 +207,7 @@ impl Mirror {
             Ok(local) => {
                 Selection::Mirrored(Target { upstream: upstream.clone(), local, remote: upstream.remote_name(remote) })
             }
-            Err(e) => Selection::Unrouted(format!("{local}: {e}")),
+            Err(e) => Selection::NoUpstream(format!("{local}: {e}")),
         };
         if let Some(ns) = ns
             && let Some(u) = self.named.iter().find(|u| u.name == ns)
@@ -223,7 +223,7 @@ impl Mirror {
             return target(u, n, n);
         }
         let names: Vec<&str> = self.named.iter().map(|u| u.prefix.as_str()).collect();
-        Selection::Unrouted(format!(
+        Selection::NoUpstream(format!(
             "{n} is not mirrored: name an upstream ({}) as the first path component or with ?ns=, {}",
             names.join(", "),
             match &self.cache.local_prefix() {
@@ -280,7 +280,7 @@ impl Mirror {
         if !self.cache.manifest_touched(local, d)
             && let Ok(Some(body)) = self.registry.manifest_bytes(d).await
         {
-            let blobs = crate::registry::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
+            let blobs = crate::oci::manifest::parse(&body, None).map(|p| p.blobs).unwrap_or_default();
             self.cache.manifest_used(local, d, blobs);
         }
     }
@@ -335,7 +335,7 @@ impl Mirror {
             }
             Reference::Tag(_) => Digest::sha256_of(&body),
         };
-        let parsed = crate::registry::manifest::parse(&body, media_type.as_deref()).map_err(|e| Error::Upstream {
+        let parsed = crate::oci::manifest::parse(&body, media_type.as_deref()).map_err(|e| Error::Upstream {
             upstream: t.upstream.label(),
             status: 200,
             message: format!("the manifest of {}:{reference} cannot be cached: {e}", t.remote),
@@ -497,10 +497,5 @@ impl Mirror {
                 })
             }
         }
-    }
-
-    /// Fetches in flight (manifests, blobs): for tests and metrics.
-    pub fn in_flight(&self) -> usize {
-        self.manifests.len() + self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }

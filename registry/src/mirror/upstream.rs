@@ -447,7 +447,7 @@ impl Upstream {
             self.send(Method::GET, repository, &format!("manifests/{reference}"), Some(MANIFEST_ACCEPT), creds).await?;
         let resp = self.check(resp, repository, Missing::Manifest(format!("{repository}:{reference}")))?;
         let media_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let limit = crate::registry::manifest::MAX_MANIFEST_BYTES;
+        let limit = crate::oci::manifest::MAX_MANIFEST_BYTES;
         if resp.content_length().is_some_and(|n| n as usize > limit) {
             return Err(Error::Upstream {
                 upstream: self.label(),

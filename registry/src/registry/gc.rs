@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use crate::storage::paths::Path;
 
 use super::digest::Digest;
-use super::manifest;
 use super::{Registry, Result};
+use crate::oci::manifest;
 
 /// What a collection found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

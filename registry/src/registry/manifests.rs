@@ -13,9 +13,9 @@ use crate::storage::paths::Path;
 use crate::storage::walk;
 
 use super::digest::Digest;
-use super::manifest::{self, Parsed};
 use super::reference::{Reference, RepoName, Tag};
 use super::{Error, Registry, Result};
+use crate::oci::manifest::{self, Parsed};
 
 /// A manifest as stored.
 pub struct StoredManifest {

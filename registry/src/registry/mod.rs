@@ -13,7 +13,6 @@ pub use crate::oci::{digest, reference};
 pub mod catalog;
 pub mod gc;
 mod ingest;
-pub mod manifest;
 pub mod manifests;
 pub mod purge;
 pub mod referrers;
@@ -25,10 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::oci::manifest::{ManifestError, Parsed};
 use crate::storage::paths::Path;
 use crate::storage::{Backend, StorageError};
 use digest::Digest;
-use manifest::ManifestError;
 use reference::RepoName;
 
 /// What went wrong, in terms the API layer maps to the spec's error codes.
@@ -87,7 +86,7 @@ pub struct Registry {
     options: Options,
     uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
-    parsed: Mutex<HashMap<Digest, Arc<manifest::Parsed>>>,
+    parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
 }
 
 impl Registry {

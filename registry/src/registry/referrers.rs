@@ -6,9 +6,9 @@
 use crate::storage::paths::Path;
 
 use super::digest::Digest;
-use super::manifest::{OCI_INDEX, ReferrerDescriptor, ReferrersIndex};
 use super::reference::RepoName;
 use super::{Registry, Result};
+use crate::oci::manifest::{OCI_INDEX, ReferrerDescriptor, ReferrersIndex};
 
 impl Registry {
     pub async fn referrers(
