@@ -641,3 +641,31 @@ fn the_size_bound_evicts_the_least_recently_used_blob_and_refetches_it_on_demand
     let path = format!("/v2/bound/r0/blobs/{}", blobs[0].digest);
     assert_eq!(access_log_count(&d, "GET", &path), 2);
 }
+
+/// With the cache's storage down, a cold pull is answered 503 `UNAVAILABLE`
+/// with Retry-After (the spec's code for a store that may come back), never
+/// a 500; once S3 is back the same pull succeeds and fills the cache.
+#[test]
+fn a_cold_pull_while_the_caches_s3_is_down_is_503_then_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = distribution(&dir.path().join("up"));
+    let (blobs, manifest) = image(60, 256 << 10);
+    Session::new(&d.url(""), None).push("lib/app", "v1", &blobs.iter().collect::<Vec<_>>(), &manifest);
+    let mut s3 = common::s3::S3Server::start("cache-down");
+    let proxy = format!("proxy:\n  remoteurl: {}\n", d.url(""));
+    let mirror = RegistryProcess::start(Kind::Wharf, &(s3.registry_config("cache-down", "/", "", "m") + &proxy));
+    let layer = &blobs[1];
+    let url = mirror.url(&format!("/v2/lib/app/blobs/{}", layer.digest));
+
+    s3.stop();
+    let r = http().get(&url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503, "storage down is 503, not 500");
+    assert_eq!(header(&r, "retry-after"), "5");
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+
+    s3.restart();
+    let r = http().get(&url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(sha256_digest(&r.bytes().unwrap()), layer.digest);
+}

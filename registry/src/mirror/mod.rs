@@ -60,6 +60,9 @@ pub enum Error {
     Unconfirmed { upstream: String, repository: String, cause: String },
     #[error("storing cached content: {0}")]
     Store(String),
+    /// The cache's storage cannot be reached now; a retry may succeed.
+    #[error("storing cached content: {0}")]
+    StoreUnavailable(String),
 }
 
 impl Error {
@@ -75,7 +78,19 @@ impl Error {
 
 impl From<crate::storage::StorageError> for Error {
     fn from(e: crate::storage::StorageError) -> Self {
-        Error::Store(e.to_string())
+        match e {
+            crate::storage::StorageError::Unavailable(_) => Error::StoreUnavailable(e.to_string()),
+            _ => Error::Store(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::registry::Error> for Error {
+    fn from(e: crate::registry::Error) -> Self {
+        match e {
+            crate::registry::Error::Storage(s) => s.into(),
+            e => Error::Store(e.to_string()),
+        }
     }
 }
 
@@ -361,7 +376,7 @@ impl Mirror {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
-        self.registry.manifest_ingest(&t.local, digest, body, tag).await.map_err(|e| Error::Store(e.to_string()))
+        self.registry.manifest_ingest(&t.local, digest, body, tag).await.map_err(Error::from)
     }
 
     // ---------------------------------------------------------------- blobs
@@ -421,7 +436,7 @@ impl Mirror {
     /// Fetches a blob through an upload session (verified, then committed)
     /// while its readers take the bytes from memory.
     async fn fetch_blob(&self, t: &Target, d: &Digest, creds: &Credentials, out: &Publisher) -> Result<u64, Error> {
-        let store = |e: crate::registry::Error| Error::Store(e.to_string());
+        let store = Error::from;
         if let Some(size) = self.registry.blob_stored(d).await.map_err(store)? {
             // Another repository brought these bytes. Link them only after the
             // upstream says this repository has the blob too.

@@ -102,6 +102,10 @@ impl ApiError {
             | MirrorError::Refused { .. }
             | MirrorError::DigestMismatch { .. } => ApiError::bad_gateway(msg),
             MirrorError::Unconfirmed { .. } => ApiError::upstream_unavailable(msg),
+            MirrorError::StoreUnavailable(_) => {
+                tracing::warn!(error = %msg, "the cache's storage is unavailable");
+                ApiError::storage_unavailable()
+            }
             MirrorError::Store(_) => {
                 tracing::error!(error = %msg, "storing cached content failed");
                 crate::metrics::storage_error();
