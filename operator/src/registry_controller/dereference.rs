@@ -167,7 +167,7 @@ async fn ensure_http_secret(api: &Api<Secret>, target: &Target<'_>, name: &str) 
 }
 
 async fn ensure_signing_key(api: &Api<Secret>, target: &Target<'_>, name: &str) -> Result<SigningKey, Error> {
-    let key = names::SIGNING_KEY_KEY;
+    let key = names::TOKEN_SIGNING_KEY_KEY;
     let wanted_rotation = target.rotation_request.unwrap_or_default().to_string();
     if let Some(existing) = get(api, name).await? {
         let rotation = existing

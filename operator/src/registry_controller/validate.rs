@@ -342,7 +342,7 @@ pub fn validate(
     let ingress = validate_ingress(spec)?;
     if let Some(tls) = spec.tls {
         require_key(deref, &tls.secret_name, names::TLS_CERT_KEY, "tls.secretName")?;
-        require_key(deref, &tls.secret_name, names::SIGNING_KEY_KEY, "tls.secretName")?;
+        require_key(deref, &tls.secret_name, names::TLS_KEY_KEY, "tls.secretName")?;
     }
     let endpoint = names::endpoint(&EndpointInput {
         service: &names.service(),

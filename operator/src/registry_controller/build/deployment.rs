@@ -302,7 +302,7 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
         vols.push(secret_volume(
             VOL_TLS,
             tls,
-            &[(names::TLS_CERT_KEY, names::TLS_CERT_KEY), (names::SIGNING_KEY_KEY, names::SIGNING_KEY_KEY)],
+            &[(names::TLS_CERT_KEY, names::TLS_CERT_KEY), (names::TLS_KEY_KEY, names::TLS_KEY_KEY)],
         ));
     }
     match &v.auth {
@@ -314,7 +314,7 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
             vols.push(secret_volume(
                 VOL_TOKEN_KEY,
                 &v.names.signing_key_secret(),
-                &[(names::SIGNING_KEY_KEY, names::SIGNING_KEY_KEY)],
+                &[(names::TOKEN_SIGNING_KEY_KEY, names::TOKEN_SIGNING_KEY_KEY)],
             ));
             vols.push(secret_volume(VOL_USERS, &t.users_secret, &[(&t.users_key, names::DEFAULT_HTPASSWD_KEY)]));
             vols.push(config_map_volume(VOL_ACCESS, &v.names.access_config_map()));

@@ -305,7 +305,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
         host: v.endpoint.url.clone(),
         tls: v.tls_secret.as_ref().map(|_| Tls {
             certificate: format!("{}/{}", paths::TLS_DIR, names::TLS_CERT_KEY),
-            key: format!("{}/{}", paths::TLS_DIR, names::SIGNING_KEY_KEY),
+            key: format!("{}/{}", paths::TLS_DIR, names::TLS_KEY_KEY),
         }),
         debug: Debug {
             addr: format!(":{}", names::DEBUG_CONTAINER_PORT),
@@ -331,7 +331,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
                 issuer: t.issuer.clone(),
                 rootcertbundle: None,
                 builtin: Some(Builtin {
-                    signingkey: format!("{}/{}", paths::TOKEN_KEY_DIR, names::SIGNING_KEY_KEY),
+                    signingkey: format!("{}/{}", paths::TOKEN_KEY_DIR, names::TOKEN_SIGNING_KEY_KEY),
                     users: format!("{}/{}", paths::USERS_DIR, names::DEFAULT_HTPASSWD_KEY),
                     access: format!("{}/{}", paths::ACCESS_DIR, names::ACCESS_KEY),
                     expiration: t.expiration.clone(),

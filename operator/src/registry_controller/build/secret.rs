@@ -31,7 +31,7 @@ pub fn build_signing_key_secret(v: &ValidatedRegistry) -> Option<Secret> {
     Some(Secret {
         metadata: child_meta(v, v.names.signing_key_secret()),
         data: Some(BTreeMap::from([(
-            names::SIGNING_KEY_KEY.to_string(),
+            names::TOKEN_SIGNING_KEY_KEY.to_string(),
             ByteString(t.signing_key_pem.clone().into_bytes()),
         )])),
         type_: Some("Opaque".into()),
