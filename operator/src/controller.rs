@@ -31,8 +31,9 @@ use serde::de::DeserializeOwned;
 use crate::context::Context;
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::{self, OwnerKind};
+use crate::reconcile::Error;
+use crate::registry_controller;
 use crate::registry_controller::common::CommonSpec;
-use crate::registry_controller::{self, Error};
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug, PartialEq, Eq)]

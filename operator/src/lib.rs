@@ -8,6 +8,8 @@
 //!   for `Registry`; `build` is pure and shared with the mirror.
 //! - [`mirror_controller`]: the same steps for `RegistryMirror`, reusing the
 //!   registry's build, apply and status steps.
+//! - [`reconcile`]: the pipeline both controllers run (the steps in a row,
+//!   the error type, the requeue policy), beside them.
 //! - [`render`]: validate and build without a cluster (`wharf-operator render`).
 //! - [`node_agent`]: `wharf-operator node-agent`, run on every node by the
 //!   `nodeAccess` DaemonSet; it edits node files and uses nothing above.
@@ -22,6 +24,7 @@ pub mod mirror_controller;
 pub mod names;
 pub mod node_access;
 pub mod node_agent;
+pub mod reconcile;
 pub mod registry_controller;
 pub mod render;
 pub mod server;

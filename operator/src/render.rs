@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::OwnerKind;
+use crate::reconcile::identity;
 use crate::registry_controller::build::build;
 use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::Dereferenced;
-use crate::registry_controller::identity;
 use crate::registry_controller::validate::{self, Identity, ValidatedRegistry};
 use crate::settings::Settings;
 

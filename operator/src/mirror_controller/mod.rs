@@ -15,8 +15,8 @@ use kube::runtime::controller::Action;
 use crate::context::Context;
 use crate::crd::RegistryMirror;
 use crate::names::OwnerKind;
+use crate::reconcile::{Error, finish, policy, run};
 use crate::registry_controller::common::CommonSpec;
-use crate::registry_controller::{Error, finish, policy, run};
 
 /// Reconciles one RegistryMirror.
 #[tracing::instrument(skip_all, fields(kind = "RegistryMirror", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any()))]
