@@ -4,6 +4,7 @@
 //! - [`crd`]: the API types; their doc comments are the schema's descriptions.
 //! - [`names`]: every child name, label, in-cluster host and realm.
 //! - [`settings`]: the operator's own configuration (cluster domain, default image).
+//! - [`syntax`]: the syntax of spec values (quantities, DNS names, CIDRs, cron); a leaf.
 //! - [`registry_controller`]: dereference → validate → build → apply → update_status
 //!   for `Registry`; `build` is pure and shared with the mirror.
 //! - [`mirror_controller`]: the same steps for `RegistryMirror`, reusing the
@@ -29,6 +30,7 @@ pub mod registry_controller;
 pub mod render;
 pub mod server;
 pub mod settings;
+pub mod syntax;
 pub mod telemetry;
 
 #[cfg(test)]

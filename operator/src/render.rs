@@ -10,7 +10,8 @@ use crate::reconcile::identity;
 use crate::registry_controller::build::build;
 use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::Dereferenced;
-use crate::registry_controller::validate::{self, Identity, ValidatedRegistry};
+use crate::registry_controller::validate;
+use crate::registry_controller::validated::{Identity, ValidatedRegistry};
 use crate::settings::Settings;
 
 /// Why rendering failed.

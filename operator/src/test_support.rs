@@ -1,6 +1,6 @@
 //! Fixtures: minimal resource YAML run through the real validate step.
 
-use crate::registry_controller::validate::ValidatedRegistry;
+use crate::registry_controller::validated::ValidatedRegistry;
 use crate::render::{parse, validate_input};
 use crate::settings::Settings;
 

@@ -3,7 +3,7 @@
 //! adds the `proxy` section to the shared [`ValidatedRegistry`], and build,
 //! apply and update_status are the registry's own.
 //!
-//! [`ValidatedRegistry`]: crate::registry_controller::validate::ValidatedRegistry
+//! [`ValidatedRegistry`]: crate::registry_controller::validated::ValidatedRegistry
 
 pub mod validate;
 

@@ -5,9 +5,11 @@
 
 use crate::crd::RegistryMirrorSpec;
 use crate::registry_controller::common::CommonSpec;
-use crate::registry_controller::dereference::{Dereferenced, SecretState};
-use crate::registry_controller::validate::{self, Error, Identity, Proxy, Upstream, ValidatedRegistry, quantity_bytes};
+use crate::registry_controller::dereference::Dereferenced;
+use crate::registry_controller::validate::{self, Error, require_key};
+use crate::registry_controller::validated::{Identity, Proxy, Upstream, ValidatedRegistry};
 use crate::settings::Settings;
+use crate::syntax::quantity_bytes;
 
 /// Secrets holding upstream credentials.
 pub fn upstream_secrets(spec: &RegistryMirrorSpec) -> Vec<String> {
@@ -57,15 +59,7 @@ pub fn validate_mirror(
         if let Some(c) = &u.credentials {
             let field = format!("upstreams[{i}].credentials");
             for key in [&c.username_key, &c.password_key] {
-                match deref.secrets.get(&c.secret_name) {
-                    None | Some(SecretState::Missing) => {
-                        return Err(Error::SecretMissing { name: c.secret_name.clone(), field });
-                    }
-                    Some(SecretState::Present(data)) if !data.contains_key(key.as_str()) => {
-                        return Err(Error::SecretKeyMissing { name: c.secret_name.clone(), key: key.clone(), field });
-                    }
-                    _ => {}
-                }
+                require_key(deref, &c.secret_name, key, &field)?;
             }
         }
         upstreams.push(Upstream { name, url: u.url.clone(), credentials: u.credentials.clone() });

@@ -15,7 +15,8 @@ use crate::names::{self, OwnerKind};
 use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::{self, Dereferenced, Target};
 use crate::registry_controller::update_status::{self, HasRegistryStatus};
-use crate::registry_controller::validate::{self, Identity, ValidatedRegistry};
+use crate::registry_controller::validate;
+use crate::registry_controller::validated::{Identity, ValidatedRegistry};
 use crate::registry_controller::{apply, build, pod_probe};
 use crate::settings::Settings;
 

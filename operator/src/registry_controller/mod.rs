@@ -3,7 +3,7 @@
 //! Reconcile runs five steps in a row, each in its own module with its own error:
 //!
 //! 1. [`dereference`]: read the Secrets the spec names; create the generated ones once;
-//! 2. [`validate`]: spec + those objects + settings → [`validate::ValidatedRegistry`]
+//! 2. [`validate`]: spec + those objects + settings → [`validated::ValidatedRegistry`]
 //!    (user errors are found here and nowhere else);
 //! 3. [`build`]: every child object, purely;
 //! 4. [`apply`]: server-side apply in a documented order, then prune;
@@ -27,6 +27,7 @@ pub mod pod_probe;
 pub mod s3;
 pub mod update_status;
 pub mod validate;
+pub mod validated;
 
 use std::sync::Arc;
 

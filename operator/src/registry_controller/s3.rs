@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use crate::crd::{S3Credentials, S3Storage};
 
 use super::dereference::{Dereferenced, SecretState};
-use super::validate::{Error, quantity_bytes, require_key};
+use crate::syntax::quantity_bytes;
+
+use super::validate::{Error, require_key};
 
 /// S3's smallest part (all but the last of a multipart upload).
 const MIN_PART: u64 = 5 << 20;
@@ -119,7 +121,7 @@ fn key_pair_digest(deref: &Dereferenced, c: &S3Credentials) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry_controller::validate::Storage;
+    use crate::registry_controller::validated::Storage;
     use crate::test_support::validated;
 
     fn s3_registry(extra: &str) -> String {

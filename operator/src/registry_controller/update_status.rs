@@ -21,7 +21,7 @@ use crate::crd::{Registry, RegistryMirror};
 
 use super::build::{Applied, Resources};
 use super::pod_probe::PodProblem;
-use super::validate::{Auth, ValidatedRegistry};
+use super::validated::{Auth, ValidatedRegistry};
 use crate::node_access::plan::Verdict;
 
 /// Errors of this step.

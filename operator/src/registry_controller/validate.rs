@@ -1,251 +1,23 @@
 //! Step 2: spec + dereferenced objects + operator settings → [`ValidatedRegistry`].
 //!
 //! Synchronous and pure. User errors live here: a missing or malformed
-//! Secret, conflicting fields. [`ValidatedRegistry`] is the single input of
-//! the builders; after this step nothing reads the raw resource except for
-//! its owner reference.
+//! Secret, conflicting fields. [`ValidatedRegistry`] (its types are in
+//! [`super::validated`]) is the single input of the builders; after this
+//! step nothing reads the raw resource except for its owner reference.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
-use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
-use crate::crd::mirror::UpstreamCredentials;
-use crate::crd::{AccessMode, LogLevel, RepositoryAction, ServiceType};
-use crate::names::{self, ChildNames, Endpoint, EndpointInput, OwnerKind};
+use crate::crd::{AccessMode, ServiceType};
+use crate::names::{self, ChildNames, EndpointInput};
 use crate::settings::Settings;
+use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr, valid_schedule};
 
 use super::common::CommonSpec;
 use super::dereference::{Dereferenced, SecretState};
-use super::s3::{S3Settings, validate_s3};
-
-/// Everything the builders need, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ValidatedRegistry {
-    /// Registry or RegistryMirror.
-    pub kind: OwnerKind,
-    /// Child names.
-    pub names: ChildNames,
-    /// Namespace of the resource and its children.
-    pub namespace: String,
-    /// Owner reference every child carries.
-    pub owner: OwnerReference,
-    /// Advertised host, URL and realm.
-    pub endpoint: Endpoint,
-    /// Pod settings.
-    pub pods: Pods,
-    /// Registry log level.
-    pub log_level: LogLevel,
-    /// Storage.
-    pub storage: Storage,
-    /// Client auth.
-    pub auth: Auth,
-    /// The Service.
-    pub service: Service,
-    /// The Ingress.
-    pub ingress: Option<Ingress>,
-    /// The registry's own TLS Secret.
-    pub tls_secret: Option<String>,
-    /// Peers admitted by the NetworkPolicy, when there is one.
-    pub network_policy: Option<Vec<NetworkPolicyPeer>>,
-    /// The operator's namespace: its pods read the registry pods' `/debug/ready`.
-    pub operator_namespace: String,
-    /// `storage.delete.enabled`.
-    pub delete_enabled: bool,
-    /// Cron schedule of garbage collection.
-    pub gc_schedule: Option<String>,
-    /// The generated `http.secret`.
-    pub http_secret: String,
-    /// Proxy (mirror) settings.
-    pub proxy: Option<Proxy>,
-}
-
-/// Pod settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pods {
-    /// Replicas.
-    pub replicas: i32,
-    /// Image.
-    pub image: String,
-    /// Resources.
-    pub resources: Option<ResourceRequirements>,
-    /// Node selector.
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations.
-    pub tolerations: Vec<Toleration>,
-    /// Affinity.
-    pub affinity: Option<Affinity>,
-    /// Extra pod annotations.
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// Storage, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Storage {
-    /// A claim mounted at the storage root.
-    Claim {
-        /// Name of the claim.
-        claim_name: String,
-        /// The claim to create, unless it is the user's own.
-        create: Option<NewClaim>,
-        /// Whether several pods may mount it at once (ReadWriteMany).
-        shared: bool,
-    },
-    /// An emptyDir.
-    EmptyDir {
-        /// Size limit.
-        size_limit: Option<Quantity>,
-    },
-    /// An S3 bucket.
-    S3(Box<S3Settings>),
-}
-
-impl Storage {
-    /// Whether pods can be replaced one at a time (several mount the storage at once).
-    pub fn allows_rolling_update(&self) -> bool {
-        match self {
-            Storage::Claim { shared, .. } => *shared,
-            Storage::EmptyDir { .. } | Storage::S3(_) => true,
-        }
-    }
-}
-
-/// A claim the operator creates.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewClaim {
-    /// Requested size.
-    pub size: Quantity,
-    /// StorageClass.
-    pub storage_class_name: Option<String>,
-    /// Access modes.
-    pub access_modes: Vec<String>,
-    /// Keep it when the resource is deleted (no owner reference).
-    pub retain: bool,
-}
-
-/// Client auth, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Auth {
-    /// Anyone may pull and push.
-    None,
-    /// Basic auth against a mounted htpasswd Secret.
-    Htpasswd {
-        /// Secret name.
-        secret: String,
-        /// Key in the Secret.
-        key: String,
-        /// Basic realm.
-        realm: String,
-    },
-    /// The built-in token service.
-    Token(Box<TokenService>),
-    /// Tokens from an external service.
-    External {
-        /// Realm URL.
-        realm: String,
-        /// Service (audience).
-        service: String,
-        /// Issuer.
-        issuer: String,
-        /// Secret with the bundle.
-        bundle_secret: String,
-        /// Key in the Secret.
-        bundle_key: String,
-    },
-}
-
-impl Auth {
-    /// Whether clients must authenticate.
-    pub fn is_configured(&self) -> bool {
-        !matches!(self, Auth::None)
-    }
-}
-
-/// The built-in token service, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenService {
-    /// Secret with the users' htpasswd.
-    pub users_secret: String,
-    /// Key in that Secret.
-    pub users_key: String,
-    /// Groups, by name.
-    pub groups: BTreeMap<String, Vec<String>>,
-    /// Access rules.
-    pub rules: Vec<AccessRule>,
-    /// Token issuer.
-    pub issuer: String,
-    /// Token lifetime.
-    pub expiration: String,
-    /// The signing key, PEM.
-    pub signing_key_pem: String,
-}
-
-/// One access rule, as access.yml writes it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AccessRule {
-    /// Repository glob.
-    pub repository: String,
-    /// Users.
-    pub users: Vec<String>,
-    /// Groups.
-    pub groups: Vec<String>,
-    /// Anonymous access.
-    pub anonymous: bool,
-    /// Actions.
-    pub actions: Vec<RepositoryAction>,
-}
-
-/// The Service, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Service {
-    /// Type.
-    pub type_: ServiceType,
-    /// Port.
-    pub port: i32,
-    /// Node port.
-    pub node_port: Option<i32>,
-    /// Annotations.
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The Ingress, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ingress {
-    /// Host.
-    pub host: String,
-    /// IngressClass.
-    pub class_name: Option<String>,
-    /// TLS Secret.
-    pub tls_secret_name: Option<String>,
-    /// Annotations, the operator's merged with the user's.
-    pub annotations: BTreeMap<String, String>,
-    /// `trustedProxies`: the registry's `http.trustedproxies`.
-    pub trusted_proxies: Vec<String>,
-}
-
-/// Mirror settings, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Proxy {
-    /// Tag revalidation interval.
-    pub ttl: Option<String>,
-    /// Cache bound in bytes.
-    pub max_size_bytes: Option<u64>,
-    /// Upstreams.
-    pub upstreams: Vec<Upstream>,
-}
-
-/// One upstream, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Upstream {
-    /// Host as clients write it.
-    pub name: String,
-    /// API URL.
-    pub url: String,
-    /// Credentials Secret.
-    pub credentials: Option<UpstreamCredentials>,
-}
+use super::s3::validate_s3;
+use super::validated::{
+    AccessRule, Auth, Identity, Ingress, NewClaim, Pods, Service, Storage, TokenService, ValidatedRegistry,
+};
 
 /// A user error: the spec, or what it refers to, cannot work as it is.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -300,19 +72,6 @@ impl Error {
     pub fn depends_on_other_objects(&self) -> bool {
         !matches!(self, Error::InvalidSpec(_))
     }
-}
-
-/// Identity of the resource being validated.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    /// Kind.
-    pub kind: OwnerKind,
-    /// Name.
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Owner reference for children.
-    pub owner: OwnerReference,
 }
 
 /// Validates the shared part of a spec. The mirror adds its `proxy` afterwards.
@@ -588,7 +347,7 @@ fn secret_of<'d>(deref: &'d Dereferenced, name: &str, field: &str) -> Result<&'d
     }
 }
 
-pub(super) fn require_key(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
+pub fn require_key(deref: &Dereferenced, name: &str, key: &str, field: &str) -> Result<(), Error> {
     match secret_of(deref, name, field)? {
         SecretState::Present(data) if !data.contains_key(key) => {
             Err(Error::SecretKeyMissing { name: name.to_string(), key: key.to_string(), field: field.to_string() })
@@ -633,60 +392,6 @@ pub fn parse_htpasswd(content: &[u8]) -> Result<Vec<String>, (usize, String)> {
     Ok(users)
 }
 
-/// `10.0.0.0/8`, `192.168.1.7`, `fd00::/8`: what the registry's `http.trustedproxies` accepts.
-fn is_ip_or_cidr(s: &str) -> bool {
-    let s = s.trim();
-    let (ip, prefix) = match s.split_once('/') {
-        Some((ip, p)) => (ip, Some(p)),
-        None => (s, None),
-    };
-    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    prefix.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|p| p <= max))
-}
-
-fn is_dotted_dns_name(host: &str) -> bool {
-    host.len() <= 253
-        && host.contains('.')
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-fn valid_schedule(s: &str) -> bool {
-    s.starts_with('@') || s.split_whitespace().count() == 5
-}
-
-/// Parses a Kubernetes quantity into bytes (`50Gi`, `500M`, `1073741824`).
-pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let multiplier: u64 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000u64.pow(2),
-        "G" => 1000u64.pow(3),
-        "T" => 1000u64.pow(4),
-        "P" => 1000u64.pow(5),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        _ => return None,
-    };
-    let value: f64 = number.parse().ok()?;
-    if !value.is_finite() || value < 0.0 {
-        return None;
-    }
-    Some((value * multiplier as f64).round() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,22 +427,5 @@ mod tests {
         {
             assert_eq!(check_realm(good), Ok(()), "{good}");
         }
-    }
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_bytes("50Gi"), Some(50 << 30));
-        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
-        assert_eq!(quantity_bytes("1073741824"), Some(1 << 30));
-        assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
-        assert_eq!(quantity_bytes("12parsecs"), None);
-    }
-
-    #[test]
-    fn dotted_names() {
-        assert!(is_dotted_dns_name("registry.example.com"));
-        assert!(!is_dotted_dns_name("registry"));
-        assert!(!is_dotted_dns_name("Registry.example.com"));
-        assert!(!is_dotted_dns_name("a..b"));
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::names;
 
-use super::super::validate::ValidatedRegistry;
+use super::super::validated::ValidatedRegistry;
 use super::meta::child_meta;
 use super::registry_config::{build_access_file, build_registry_config};
 

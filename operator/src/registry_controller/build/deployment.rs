@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::names::{self, paths};
 
-use super::super::validate::{Auth, Storage, ValidatedRegistry};
+use super::super::validated::{Auth, Storage, ValidatedRegistry};
 use super::meta::child_meta;
 use super::registry_config::upstream_dir;
 

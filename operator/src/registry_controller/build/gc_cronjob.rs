@@ -8,7 +8,7 @@ use kube::api::ObjectMeta;
 
 use crate::names::{self, paths};
 
-use super::super::validate::{Storage, ValidatedRegistry};
+use super::super::validated::{Storage, ValidatedRegistry};
 use super::deployment::{pod_labels, pod_spec, registry_container};
 use super::meta::child_meta;
 

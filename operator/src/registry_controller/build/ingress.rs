@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::{
 
 use crate::names;
 
-use super::super::validate::ValidatedRegistry;
+use super::super::validated::ValidatedRegistry;
 use super::meta::child_meta_annotated;
 
 /// The Ingress, routing every path of the host to the `registry` port.

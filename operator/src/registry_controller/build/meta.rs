@@ -6,7 +6,7 @@ use kube::api::ObjectMeta;
 
 use crate::names;
 
-use super::super::validate::ValidatedRegistry;
+use super::super::validated::ValidatedRegistry;
 
 /// Metadata of a child called `name`, owned by the resource.
 pub fn child_meta(v: &ValidatedRegistry, name: String) -> ObjectMeta {

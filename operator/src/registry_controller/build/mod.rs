@@ -26,7 +26,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
-use super::validate::ValidatedRegistry;
+use super::validated::ValidatedRegistry;
 
 /// Marker: built, not yet applied.
 #[derive(Debug)]

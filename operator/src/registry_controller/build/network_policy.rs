@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::names;
 
-use super::super::validate::ValidatedRegistry;
+use super::super::validated::ValidatedRegistry;
 use super::meta::child_meta;
 
 /// The operator's pods, in its namespace.

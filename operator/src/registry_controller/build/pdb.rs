@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::names;
 
-use super::super::validate::ValidatedRegistry;
+use super::super::validated::ValidatedRegistry;
 use super::meta::child_meta;
 
 /// At most one pod voluntarily evicted at a time; none with a single replica

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
 
-use super::super::validate::{Storage, ValidatedRegistry};
+use super::super::validated::{Storage, ValidatedRegistry};
 use super::meta::{child_meta, unowned_meta};
 
 /// The claim, unless storage is not a claim or is the user's own.

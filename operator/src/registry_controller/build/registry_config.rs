@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::crd::{LogLevel, RepositoryAction};
 use crate::names::{self, paths};
 
-use super::super::validate::{Auth, Storage, ValidatedRegistry};
+use super::super::validated::{Auth, Storage, ValidatedRegistry};
 
 /// config.yml.
 #[derive(Debug, Serialize)]

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::names;
 
-use super::super::validate::{Auth, ValidatedRegistry};
+use super::super::validated::{Auth, ValidatedRegistry};
 use super::meta::child_meta;
 
 /// The Secret holding `http.secret`.
