@@ -13,11 +13,11 @@
 //!    DaemonSet per resource in the tenant's namespace, which the chart's one
 //!    node agent replaces (`crate::node_access`).
 //!
-//! The destructuring of [`Resources`] names every field, so a new child
-//! kind that is built but never applied does not compile.
+//! The order itself is written once, in [`Resources::in_apply_order`], which
+//! names every field, so a new child kind that is built but never applied
+//! does not compile; `render` prints the objects in the same order.
 
 use std::fmt::Debug;
-use std::marker::PhantomData;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -27,12 +27,11 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::names::{self, OwnerKind};
 
-use super::build::{Applied, Prepared, Resources};
+use super::build::{Applied, Child, EachChild, Prepared, Resources};
 
 /// Errors of this step; transient (the API server said no, or was not there).
 #[derive(Debug, thiserror::Error)]
@@ -67,60 +66,28 @@ pub async fn apply(
     instance: &str,
     resources: Resources<Prepared>,
 ) -> Result<Resources<Applied>, Error> {
-    let Resources {
-        http_secret,
-        signing_key,
-        config_map,
-        access_config_map,
-        pvc,
-        service,
-        deployment,
-        pdb,
-        ingress,
-        network_policy,
-        gc_cronjob,
-        state: PhantomData,
-    } = resources;
-    let a = Applier { client, namespace };
-    let http_secret = a.apply(&http_secret).await?;
-    let signing_key = a.apply_opt(signing_key.as_ref()).await?;
-    let config_map = a.apply(&config_map).await?;
-    let access_config_map = a.apply_opt(access_config_map.as_ref()).await?;
-    let pvc = a.apply_opt(pvc.as_ref()).await?;
-    let service = a.apply(&service).await?;
-    let deployment = a.apply(&deployment).await?;
-    let pdb = a.apply_opt(pdb.as_ref()).await?;
-    let ingress = a.apply_opt(ingress.as_ref()).await?;
-    let network_policy = a.apply_opt(network_policy.as_ref()).await?;
-    let gc_cronjob = a.apply_opt(gc_cronjob.as_ref()).await?;
+    let mut a = Applier { client, namespace };
+    let applied: Resources<Applied> = resources.in_apply_order(&mut a).await?;
 
     let selector = names::children_selector(kind, instance);
-    let keep_secrets: Vec<String> =
-        [Some(&http_secret), signing_key.as_ref()].into_iter().flatten().map(|s| s.name_any()).collect();
+    let keep_secrets: Vec<String> = [Some(&applied.http_secret), applied.signing_key.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| s.name_any())
+        .collect();
     a.prune::<Secret>(&selector, &keep_secrets).await?;
-    let keep_config: Vec<String> =
-        [Some(&config_map), access_config_map.as_ref()].into_iter().flatten().map(|c| c.name_any()).collect();
+    let keep_config: Vec<String> = [Some(&applied.config_map), applied.access_config_map.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|c| c.name_any())
+        .collect();
     a.prune::<ConfigMap>(&selector, &keep_config).await?;
-    a.prune::<PodDisruptionBudget>(&selector, &names_of(pdb.as_ref())).await?;
-    a.prune::<Ingress>(&selector, &names_of(ingress.as_ref())).await?;
-    a.prune::<NetworkPolicy>(&selector, &names_of(network_policy.as_ref())).await?;
-    a.prune::<CronJob>(&selector, &names_of(gc_cronjob.as_ref())).await?;
+    a.prune::<PodDisruptionBudget>(&selector, &names_of(applied.pdb.as_ref())).await?;
+    a.prune::<Ingress>(&selector, &names_of(applied.ingress.as_ref())).await?;
+    a.prune::<NetworkPolicy>(&selector, &names_of(applied.network_policy.as_ref())).await?;
+    a.prune::<CronJob>(&selector, &names_of(applied.gc_cronjob.as_ref())).await?;
     a.prune::<DaemonSet>(&selector, &[]).await?;
-
-    Ok(Resources {
-        http_secret,
-        signing_key,
-        config_map,
-        access_config_map,
-        pvc,
-        service,
-        deployment,
-        pdb,
-        ingress,
-        network_policy,
-        gc_cronjob,
-        state: PhantomData,
-    })
+    Ok(applied)
 }
 
 fn names_of<K: Resource>(obj: Option<&K>) -> Vec<String> {
@@ -132,31 +99,23 @@ struct Applier<'a> {
     namespace: &'a str,
 }
 
-impl Applier<'_> {
-    async fn apply<K>(&self, obj: &K) -> Result<K, Error>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
-    {
+impl EachChild for Applier<'_> {
+    type Error = Error;
+
+    /// One server-side apply with the operator's field manager.
+    async fn child<K: Child>(&mut self, obj: K) -> Result<K, Error> {
         let api: Api<K> = Api::namespaced(self.client.clone(), self.namespace);
         let name = obj.name_any();
         let params = PatchParams::apply(names::FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(obj)).await.map_err(|source| Error::Apply {
+        api.patch(&name, &params, &Patch::Apply(&obj)).await.map_err(|source| Error::Apply {
             kind: K::kind(&()).into_owned(),
             name,
             source,
         })
     }
+}
 
-    async fn apply_opt<K>(&self, obj: Option<&K>) -> Result<Option<K>, Error>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
-    {
-        match obj {
-            Some(o) => Ok(Some(self.apply(o).await?)),
-            None => Ok(None),
-        }
-    }
-
+impl Applier<'_> {
     async fn prune<K>(&self, selector: &str, keep: &[String]) -> Result<(), Error>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,

@@ -17,27 +17,32 @@ pub mod registry_config;
 pub mod secret;
 pub mod service;
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::marker::PhantomData;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::validated::ValidatedRegistry;
 
 /// Marker: built, not yet applied.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Prepared;
 /// Marker: applied; the objects are the API server's answers (with status).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Applied;
 
 /// Every child of one resource. Optional children that are `None` are
 /// pruned by apply if they exist.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Resources<State> {
     /// Generated `http.secret`.
     pub http_secret: Secret,
@@ -84,9 +89,48 @@ pub fn build(v: &ValidatedRegistry) -> Result<Resources<Prepared>, serde_yaml::E
     })
 }
 
+/// What every child object is: a namespaced Kubernetes object that serialises both ways.
+pub trait Child:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Something done to each child in turn: apply sends it to the API server,
+/// [`Resources::to_yaml`] writes it out. Returns the object to keep (the
+/// server's answer, or the object itself).
+pub trait EachChild {
+    /// Why a child could not be handled.
+    type Error;
+    /// Handles one child.
+    fn child<K: Child>(&mut self, obj: K) -> impl Future<Output = Result<K, Self::Error>> + Send;
+}
+
 impl<S> Resources<S> {
-    /// The objects as one multi-document YAML stream, in apply order.
-    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+    /// Hands every child to `each` in apply order and collects what it
+    /// returns. The one place the order is written; `apply` says why it is
+    /// this one (Secrets and ConfigMaps before the Deployment that mounts
+    /// them). The struct literal is evaluated top to bottom, and it names
+    /// every field, so a new child kind cannot be left out.
+    pub async fn in_apply_order<T, E: EachChild>(self, each: &mut E) -> Result<Resources<T>, E::Error> {
         let Resources {
             http_secret,
             signing_key,
@@ -101,37 +145,49 @@ impl<S> Resources<S> {
             gc_cronjob,
             state: _,
         } = self;
-        let mut out = String::new();
-        fn doc<T: Serialize>(out: &mut String, obj: &T) -> Result<(), serde_yaml::Error> {
-            out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(obj)?);
-            Ok(())
-        }
-        doc(&mut out, http_secret)?;
-        if let Some(s) = signing_key {
-            doc(&mut out, s)?;
-        }
-        doc(&mut out, config_map)?;
-        if let Some(c) = access_config_map {
-            doc(&mut out, c)?;
-        }
-        if let Some(p) = pvc {
-            doc(&mut out, p)?;
-        }
-        doc(&mut out, service)?;
-        doc(&mut out, deployment)?;
-        if let Some(p) = pdb {
-            doc(&mut out, p)?;
-        }
-        if let Some(i) = ingress {
-            doc(&mut out, i)?;
-        }
-        if let Some(n) = network_policy {
-            doc(&mut out, n)?;
-        }
-        if let Some(c) = gc_cronjob {
-            doc(&mut out, c)?;
-        }
-        Ok(out)
+        Ok(Resources {
+            http_secret: each.child(http_secret).await?,
+            signing_key: optional(each, signing_key).await?,
+            config_map: each.child(config_map).await?,
+            access_config_map: optional(each, access_config_map).await?,
+            pvc: optional(each, pvc).await?,
+            service: each.child(service).await?,
+            deployment: each.child(deployment).await?,
+            pdb: optional(each, pdb).await?,
+            ingress: optional(each, ingress).await?,
+            network_policy: optional(each, network_policy).await?,
+            gc_cronjob: optional(each, gc_cronjob).await?,
+            state: PhantomData,
+        })
+    }
+}
+
+impl<S: Clone> Resources<S> {
+    /// The objects as one multi-document YAML stream, in apply order.
+    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+        let mut yaml = Yaml(String::new());
+        // Writing YAML awaits nothing, so this completes on its first poll.
+        futures::executor::block_on(self.clone().in_apply_order::<S, _>(&mut yaml))?;
+        Ok(yaml.0)
+    }
+}
+
+async fn optional<E: EachChild, K: Child>(each: &mut E, obj: Option<K>) -> Result<Option<K>, E::Error> {
+    match obj {
+        Some(o) => Ok(Some(each.child(o).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Appends each child as one YAML document.
+struct Yaml(String);
+
+impl EachChild for Yaml {
+    type Error = serde_yaml::Error;
+
+    async fn child<K: Child>(&mut self, obj: K) -> Result<K, Self::Error> {
+        self.0.push_str("---\n");
+        self.0.push_str(&serde_yaml::to_string(&obj)?);
+        Ok(obj)
     }
 }
