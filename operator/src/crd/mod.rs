@@ -84,6 +84,22 @@ mod tests {
         serde_json::to_value(schema).expect("json")
     }
 
+    /// `kubectl explain` prints these: a field flattened in from a shared
+    /// struct must keep its description in both CRDs.
+    #[test]
+    fn every_spec_field_has_a_description() {
+        for (kind, schema) in [("Registry", schema::<Registry>()), ("RegistryMirror", schema::<RegistryMirror>())] {
+            let fields = schema["properties"]["spec"]["properties"].as_object().expect("spec properties");
+            for shared in ["replicas", "image", "nodeSelector", "storage", "auth", "service", "tls", "networkPolicy"] {
+                assert!(fields.contains_key(shared), "{kind}: spec.{shared} missing");
+            }
+            for (name, field) in fields {
+                let description = field["description"].as_str().unwrap_or_default();
+                assert!(!description.trim().is_empty(), "{kind}: spec.{name} has no description");
+            }
+        }
+    }
+
     fn check<K: CustomResourceExt>(kind: &str, spec: Value) -> Result<(), Vec<String>> {
         let obj = json!({"apiVersion": "wharf.dev/v1alpha1", "kind": kind, "metadata": {"name": "x"}, "spec": spec});
         Validator::new()

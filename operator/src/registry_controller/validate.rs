@@ -82,24 +82,25 @@ pub fn validate(
     settings: &Settings,
 ) -> Result<ValidatedRegistry, Error> {
     let names = ChildNames::new(&id.name);
-    if spec.replicas < 0 {
-        return Err(Error::InvalidSpec(format!("replicas must not be negative, got {}", spec.replicas)));
+    let server = spec.server;
+    if server.replicas < 0 {
+        return Err(Error::InvalidSpec(format!("replicas must not be negative, got {}", server.replicas)));
     }
     let storage = validate_storage(spec, &names, deref)?;
-    if spec.replicas > 1 && !storage.allows_rolling_update() {
+    if server.replicas > 1 && !storage.allows_rolling_update() {
         return Err(Error::InvalidSpec(
             "storage: more than one replica needs shared storage (s3, or a filesystem claim with accessModes \
              [ReadWriteMany]); a ReadWriteOnce claim mounts on one node only"
                 .into(),
         ));
     }
-    if spec.replicas > 1 && matches!(storage, Storage::EmptyDir { .. }) {
+    if server.replicas > 1 && matches!(storage, Storage::EmptyDir { .. }) {
         return Err(Error::InvalidSpec("storage.emptyDir is local to each pod; use replicas: 1".into()));
     }
 
     let service = validate_service(spec)?;
     let ingress = validate_ingress(spec)?;
-    if let Some(tls) = spec.tls {
+    if let Some(tls) = &server.tls {
         require_key(deref, &tls.secret_name, names::TLS_CERT_KEY, "tls.secretName")?;
         require_key(deref, &tls.secret_name, names::TLS_KEY_KEY, "tls.secretName")?;
     }
@@ -108,7 +109,7 @@ pub fn validate(
         namespace: &id.namespace,
         cluster_domain: &settings.cluster_domain,
         port: service.port,
-        registry_tls: spec.tls.is_some(),
+        registry_tls: server.tls.is_some(),
         ingress: ingress.as_ref().map(|i| (i.host.as_str(), i.tls_secret_name.is_some())),
     });
     let auth = validate_auth(id, spec, deref)?;
@@ -127,21 +128,27 @@ pub fn validate(
         owner: id.owner.clone(),
         endpoint,
         pods: Pods {
-            replicas: spec.replicas,
-            image: spec.image.map(str::trim).filter(|i| !i.is_empty()).unwrap_or(&settings.default_image).to_string(),
-            resources: spec.resources.cloned(),
-            node_selector: spec.node_selector.clone(),
-            tolerations: spec.tolerations.to_vec(),
-            affinity: spec.affinity.cloned(),
-            annotations: spec.pod_annotations.clone(),
+            replicas: server.replicas,
+            image: server
+                .image
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .unwrap_or(&settings.default_image)
+                .to_string(),
+            resources: server.resources.clone(),
+            node_selector: server.node_selector.clone(),
+            tolerations: server.tolerations.clone(),
+            affinity: server.affinity.clone(),
+            annotations: server.pod_annotations.clone(),
         },
-        log_level: spec.log_level,
+        log_level: server.log_level,
         storage,
         auth,
         service,
         ingress,
-        tls_secret: spec.tls.map(|t| t.secret_name.clone()),
-        network_policy: spec.network_policy.filter(|n| n.enabled).map(|n| n.from.clone()),
+        tls_secret: server.tls.as_ref().map(|t| t.secret_name.clone()),
+        network_policy: server.network_policy.as_ref().filter(|n| n.enabled).map(|n| n.from.clone()),
         operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
         gc_schedule,
@@ -151,7 +158,7 @@ pub fn validate(
 }
 
 fn validate_storage(spec: &CommonSpec<'_>, names: &ChildNames, deref: &Dereferenced) -> Result<Storage, Error> {
-    let s = spec.storage;
+    let s = &spec.server.storage;
     let kinds = [s.filesystem.is_some(), s.empty_dir.is_some(), s.s3.is_some()].iter().filter(|x| **x).count();
     if kinds != 1 {
         return Err(Error::InvalidSpec("storage: set exactly one of filesystem, emptyDir and s3".into()));
@@ -198,7 +205,7 @@ fn validate_storage(spec: &CommonSpec<'_>, names: &ChildNames, deref: &Dereferen
 }
 
 fn validate_service(spec: &CommonSpec<'_>) -> Result<Service, Error> {
-    let s = spec.service;
+    let s = &spec.server.service;
     if !(1..=65535).contains(&s.port) {
         return Err(Error::InvalidSpec(format!("service.port {} is not a port", s.port)));
     }
@@ -209,7 +216,7 @@ fn validate_service(spec: &CommonSpec<'_>) -> Result<Service, Error> {
 }
 
 fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
-    let Some(i) = spec.ingress else { return Ok(None) };
+    let Some(i) = &spec.server.ingress else { return Ok(None) };
     let host = i.host.trim().to_ascii_lowercase();
     if !is_dotted_dns_name(&host) {
         return Err(Error::InvalidSpec(format!(
@@ -221,7 +228,7 @@ fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
         names::ANNOTATION_NGINX_BODY_SIZE.to_string(),
         i.max_body_size.clone().unwrap_or_else(|| "0".into()),
     )]);
-    if spec.tls.is_some() {
+    if spec.server.tls.is_some() {
         annotations.insert(names::ANNOTATION_NGINX_BACKEND_PROTOCOL.into(), "HTTPS".into());
     }
     annotations.extend(i.annotations.clone());
@@ -242,7 +249,7 @@ fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
 }
 
 fn validate_auth(id: &Identity, spec: &CommonSpec<'_>, deref: &Dereferenced) -> Result<Auth, Error> {
-    let Some(a) = spec.auth else { return Ok(Auth::None) };
+    let Some(a) = &spec.server.auth else { return Ok(Auth::None) };
     let kinds = [a.htpasswd.is_some(), a.token.is_some(), a.external_token.is_some()].iter().filter(|x| **x).count();
     if kinds > 1 {
         return Err(Error::InvalidSpec("auth: set at most one of htpasswd, token and externalToken".into()));
