@@ -68,10 +68,12 @@ pub fn identity<K: Resource<DynamicType = ()>>(obj: &K, kind: OwnerKind) -> Resu
 }
 
 /// Runs one step in `span` (a child of the reconcile's span) and says, at
-/// debug level, how long it took.
+/// debug level, how long it took. The step's future lives on the heap: the
+/// apply step holds every child object twice, too much for a test thread's
+/// stack in a debug build.
 async fn step<T>(span: tracing::Span, work: impl Future<Output = T>) -> T {
     let started = Instant::now();
-    let out = work.instrument(span.clone()).await;
+    let out = Box::pin(work.instrument(span.clone())).await;
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::debug!(elapsed_ms, "step done"));
     out
