@@ -13,8 +13,14 @@ use serde::{Deserialize, Serialize};
 /// The spec fields a `Registry` and a `RegistryMirror` share: the pods, the
 /// storage, client auth and the network in front. Declared once and
 /// flattened into both specs, so each field appears at the top of `spec`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.emptyDir) || self.replicas <= 1"
+).message("storage.emptyDir is local to each pod: with more than one replica every pod would hold different images. Use s3, or a ReadWriteMany filesystem claim"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
+).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
 pub struct ServerSpec {
     /// Number of registry pods.
     #[serde(default = "default_replicas")]

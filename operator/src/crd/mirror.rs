@@ -33,12 +33,6 @@ use super::conditions::RegistryStatus;
 #[x_kube(validation = Rule::new(
     "self.upstreams.all(u, self.upstreams.filter(v, v.name == u.name).size() == 1)"
 ).message("upstreams: each name may appear once"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.emptyDir) || self.replicas <= 1"
-).message("storage.emptyDir is local to each pod: with more than one replica every pod would cache separately. Use s3, or a ReadWriteMany filesystem claim"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
-).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
 pub struct RegistryMirrorSpec {
     /// The registries this mirror caches.
     #[schemars(length(min = 1, max = 32))]

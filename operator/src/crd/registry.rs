@@ -26,12 +26,6 @@ use super::conditions::RegistryStatus;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.emptyDir) || self.replicas <= 1"
-).message("storage.emptyDir is local to each pod: with more than one replica every pod would hold different images. Use s3, or a ReadWriteMany filesystem claim"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
-).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
 pub struct RegistrySpec {
     /// The fields a RegistryMirror has too.
     #[serde(flatten)]

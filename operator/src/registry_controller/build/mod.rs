@@ -89,7 +89,7 @@ pub fn build(v: &ValidatedRegistry) -> Result<Resources<Prepared>, serde_yaml::E
     })
 }
 
-/// What every child object is: a namespaced Kubernetes object that serialises both ways.
+/// A kind of child object: a namespaced Kubernetes object that serialises both ways.
 pub trait Child:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
@@ -102,17 +102,15 @@ pub trait Child:
 {
 }
 
-impl<K> Child for K where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static
-{
-}
+impl Child for Secret {}
+impl Child for ConfigMap {}
+impl Child for PersistentVolumeClaim {}
+impl Child for Service {}
+impl Child for Deployment {}
+impl Child for PodDisruptionBudget {}
+impl Child for Ingress {}
+impl Child for NetworkPolicy {}
+impl Child for CronJob {}
 
 /// Something done to each child in turn: apply sends it to the API server,
 /// [`Resources::to_yaml`] writes it out. Returns the object to keep (the
