@@ -333,3 +333,47 @@ async fn lease_acquire_renew_and_step_down() {
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
     assert_eq!(spec.lease_transitions, Some(1));
 }
+
+#[tokio::test]
+async fn a_reconcile_opens_one_span_per_step_under_its_own() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let recorder = harness::spans::SpanRecorder::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(recorder.clone()))
+        .expect("the only test that sets a global subscriber");
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-trace").await;
+    let _controllers = start_controllers(&client, &ns);
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    let reg: Registry = serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "traced"},
+        "spec": {"storage": {"emptyDir": {}}}
+    }))
+    .expect("registry");
+    let generation = api.create(&PostParams::default(), &reg).await.expect("create").metadata.generation;
+    eventually("a reconcile wrote status for the first generation", || async {
+        let r = api.get("traced").await.ok()?;
+        (r.status?.observed_generation == generation).then_some(())
+    })
+    .await;
+
+    let opened: Vec<_> =
+        recorder.opened().into_iter().filter(|o| o.namespace.as_deref() == Some(ns.as_str())).collect();
+    assert!(opened.iter().any(|o| o.name == "reconcile"), "no reconcile span for {ns}: {opened:?}");
+    for step in ["dereference", "validate", "build", "apply", "update_status"] {
+        assert!(
+            opened.iter().any(|o| o.name == step && o.ancestors.first().map(String::as_str) == Some("reconcile")),
+            "no `{step}` span directly under a reconcile span of {ns}: {opened:?}"
+        );
+    }
+    // The steps that call the API server do so inside their span: the
+    // client's request spans open under them, not beside them.
+    for step in ["dereference", "apply", "update_status"] {
+        assert!(
+            opened.iter().any(|o| o.ancestors.first().map(String::as_str) == Some(step)),
+            "nothing ran inside a `{step}` span of {ns}: {opened:?}"
+        );
+    }
+}

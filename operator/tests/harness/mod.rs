@@ -4,6 +4,8 @@
 // Each test binary compiles its own copy and uses part of it.
 #![allow(dead_code)]
 
+pub mod spans;
+
 use std::sync::Arc;
 use std::time::Duration;
 
