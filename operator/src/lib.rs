@@ -1,6 +1,6 @@
 //! wharf-operator: turns `Registry` and `RegistryMirror` resources into running registries.
 //!
-//! Layout (calls go down the list, never up):
+//! Layout (a module uses those listed before it; the one exception is noted):
 //! - [`crd`]: the API types; their doc comments are the schema's descriptions.
 //! - [`names`]: every child name, label, in-cluster host and realm.
 //! - [`settings`]: the operator's own configuration (cluster domain, default image).
@@ -10,7 +10,10 @@
 //! - [`mirror_controller`]: the same steps for `RegistryMirror`, reusing the
 //!   registry's build, apply and status steps.
 //! - [`reconcile`]: the pipeline both controllers run (the steps in a row,
-//!   the error type, the requeue policy), beside them.
+//!   the error type, the requeue policy), beside them. It runs the steps of
+//!   `registry_controller`, whose `reconcile` entry point (and the mirror's)
+//!   calls back into it: the only two-way pair, between an entry point and
+//!   the pipeline it starts.
 //! - [`render`]: validate and build without a cluster (`wharf-operator render`).
 //! - [`node_agent`]: `wharf-operator node-agent`, run on every node by the
 //!   `nodeAccess` DaemonSet; it edits node files and uses nothing above.
