@@ -24,9 +24,10 @@ pub async fn reconcile(obj: Arc<RegistryMirror>, ctx: Arc<Context>) -> Result<Ac
     let _timer = ctx.metrics.reconcile_started(OwnerKind::RegistryMirror.as_str());
     let spec = CommonSpec::of_mirror(&obj);
     let extra = validate::upstream_secrets(&obj.spec);
-    let result = run(&*obj, OwnerKind::RegistryMirror, &spec, &extra, &ctx, |id, deref, settings| {
+    // Boxed: the pipeline's future is large, and the controller moves this one around.
+    let result = Box::pin(run(&*obj, OwnerKind::RegistryMirror, &spec, &extra, &ctx, |id, deref, settings| {
         validate::validate_mirror(id, &obj.spec, deref, settings)
-    })
+    }))
     .await;
     finish(&*obj, OwnerKind::RegistryMirror, result, &ctx)
 }

@@ -3,6 +3,7 @@
 //! failure ([`policy`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use kube::Resource;
@@ -68,12 +69,13 @@ pub fn identity<K: Resource<DynamicType = ()>>(obj: &K, kind: OwnerKind) -> Resu
 }
 
 /// Runs one step in `span` (a child of the reconcile's span) and says, at
-/// debug level, how long it took. The step's future lives on the heap: the
-/// apply step holds every child object twice, too much for a test thread's
-/// stack in a debug build.
-async fn step<T>(span: tracing::Span, work: impl Future<Output = T>) -> T {
+/// debug level, how long it took. Callers box the step's future where they
+/// create it: held by value, the steps' futures (apply's holds every child
+/// object and an API call per child) nest into a reconcile future too large
+/// for a worker thread's stack in a debug build.
+async fn step<T>(span: tracing::Span, work: Pin<Box<impl Future<Output = T>>>) -> T {
     let started = Instant::now();
-    let out = Box::pin(work.instrument(span.clone())).await;
+    let out = work.instrument(span.clone()).await;
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::debug!(elapsed_ms, "step done"));
     out
@@ -106,55 +108,60 @@ where
         owner: id.owner.clone(),
     };
     let generation = obj.meta().generation;
-    let deref =
-        step(tracing::info_span!("dereference"), dereference::dereference(&ctx.client, &target, spec, extra_secrets))
-            .await?;
-    let validated = match step(tracing::info_span!("validate"), async { validate(&id, &deref, &ctx.settings) }).await {
-        Ok(v) => v,
-        Err(e) => {
-            let status = update_status::failure_status(obj.registry_status(), e.reason(), &e.to_string(), generation);
-            step(
-                tracing::info_span!("update_status"),
-                update_status::write_status(&ctx.client, &ctx.recorder, obj, status),
-            )
-            .await?;
-            return Err(e.into());
-        }
-    };
-    let resources =
-        step(tracing::info_span!("build"), async { build::build(&validated) }).await.map_err(Error::Build)?;
-    let applied =
-        match step(tracing::info_span!("apply"), apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources))
-            .await
-        {
-            Ok(a) => a,
+    let deref = step(
+        tracing::info_span!("dereference"),
+        Box::pin(dereference::dereference(&ctx.client, &target, spec, extra_secrets)),
+    )
+    .await?;
+    let validated =
+        match step(tracing::info_span!("validate"), Box::pin(async { validate(&id, &deref, &ctx.settings) })).await {
+            Ok(v) => v,
             Err(e) => {
-                let status = update_status::failure_status(
-                    obj.registry_status(),
-                    reasons::APPLY_FAILED,
-                    &e.to_string(),
-                    generation,
-                );
-                let write = update_status::write_status(&ctx.client, &ctx.recorder, obj, status);
-                if let Err(status_error) = step(tracing::info_span!("update_status"), write).await {
-                    tracing::warn!(error = %status_error, "could not report the apply failure in status");
-                }
+                let status =
+                    update_status::failure_status(obj.registry_status(), e.reason(), &e.to_string(), generation);
+                step(
+                    tracing::info_span!("update_status"),
+                    Box::pin(update_status::write_status(&ctx.client, &ctx.recorder, obj, status)),
+                )
+                .await?;
                 return Err(e.into());
             }
         };
-    step(tracing::info_span!("update_status"), async {
-        let key = crate::node_access::plan::Key { kind, namespace: id.namespace.clone(), name: id.name.clone() };
-        let node_access = spec.node_access_enabled().then(|| ctx.node_access.verdict(&key));
-        let mut observed = update_status::observe(&applied, node_access);
-        let mut recheck = RESYNC;
-        if observed.missing_replicas() {
-            let report = pod_probe::pod_report(&ctx.client, &id.namespace, kind, &id.name).await;
-            observed.pod_problem = report.problem;
-            recheck = if report.unready_running { NOT_READY_RECHECK } else { WAITING_RECHECK };
+    let resources =
+        step(tracing::info_span!("build"), Box::pin(async { build::build(&validated) })).await.map_err(Error::Build)?;
+    let applied = match step(
+        tracing::info_span!("apply"),
+        Box::pin(apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources)),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            let status =
+                update_status::failure_status(obj.registry_status(), reasons::APPLY_FAILED, &e.to_string(), generation);
+            let write = update_status::write_status(&ctx.client, &ctx.recorder, obj, status);
+            if let Err(status_error) = step(tracing::info_span!("update_status"), Box::pin(write)).await {
+                tracing::warn!(error = %status_error, "could not report the apply failure in status");
+            }
+            return Err(e.into());
         }
-        let status = update_status::compute_status(&validated, &observed, generation);
-        update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
-        Ok::<_, Error>(Action::requeue(recheck))
-    })
+    };
+    step(
+        tracing::info_span!("update_status"),
+        Box::pin(async {
+            let key = crate::node_access::plan::Key { kind, namespace: id.namespace.clone(), name: id.name.clone() };
+            let node_access = spec.node_access_enabled().then(|| ctx.node_access.verdict(&key));
+            let mut observed = update_status::observe(&applied, node_access);
+            let mut recheck = RESYNC;
+            if observed.missing_replicas() {
+                let report = pod_probe::pod_report(&ctx.client, &id.namespace, kind, &id.name).await;
+                observed.pod_problem = report.problem;
+                recheck = if report.unready_running { NOT_READY_RECHECK } else { WAITING_RECHECK };
+            }
+            let status = update_status::compute_status(&validated, &observed, generation);
+            update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;
+            Ok::<_, Error>(Action::requeue(recheck))
+        }),
+    )
     .await
 }

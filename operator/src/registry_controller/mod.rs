@@ -46,9 +46,10 @@ use common::CommonSpec;
 pub async fn reconcile(obj: Arc<Registry>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(OwnerKind::Registry.as_str());
     let spec = CommonSpec::of_registry(&obj);
-    let result = reconcile::run(&*obj, OwnerKind::Registry, &spec, &[], &ctx, |id, deref, settings| {
+    // Boxed: the pipeline's future is large, and the controller moves this one around.
+    let result = Box::pin(reconcile::run(&*obj, OwnerKind::Registry, &spec, &[], &ctx, |id, deref, settings| {
         validate::validate(id, &spec, deref, settings)
-    })
+    }))
     .await;
     reconcile::finish(&*obj, OwnerKind::Registry, result, &ctx)
 }
