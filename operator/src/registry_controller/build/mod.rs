@@ -3,7 +3,9 @@
 //! and the snapshot tests see exactly what a reconcile applies.
 //!
 //! One file per child kind; `registry_config` is the config.yml fragment and
-//! `meta` the one metadata helper.
+//! `meta` the one metadata helper. [`Resources::in_apply_order`] is the one
+//! place the children's order is written: apply and [`Resources::to_yaml`]
+//! both walk it.
 
 pub mod config_map;
 pub mod deployment;
