@@ -30,28 +30,3 @@ pub const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// (waiting for a node, an image) is looked at: nothing to ask them, and a
 /// hundred of them must not keep the operator busy.
 pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use crate::context::Context;
-    use crate::crd::{Registry, RegistryMirror};
-    use crate::metrics::Metrics;
-
-    /// The controller keeps one reconcile future per object in flight and
-    /// moves it before it is first polled; a debug build overflowed a worker
-    /// thread's stack when the pipeline's future was held by value.
-    #[tokio::test]
-    async fn reconcile_futures_stay_small() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
-        let client = kube::Client::try_from(config).expect("client");
-        let ctx = Arc::new(Context::new(client, crate::test_support::settings(), Metrics::default(), None));
-        let registry =
-            crate::registry_controller::reconcile(Arc::new(Registry::new("r", Default::default())), ctx.clone());
-        let mirror = crate::mirror_controller::reconcile(Arc::new(RegistryMirror::new("m", Default::default())), ctx);
-        let (r, m) = (std::mem::size_of_val(&registry), std::mem::size_of_val(&mirror));
-        println!("reconcile futures: Registry {r} bytes, RegistryMirror {m} bytes");
-        assert!(r <= 4096 && m <= 4096, "reconcile futures of {r} and {m} bytes");
-    }
-}
