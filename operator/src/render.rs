@@ -4,11 +4,11 @@
 
 use serde::Deserialize;
 
+use crate::crd::CommonSpec;
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::OwnerKind;
 use crate::reconcile::identity;
 use crate::registry_controller::build::build;
-use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::Dereferenced;
 use crate::registry_controller::validate;
 use crate::registry_controller::validated::{Identity, ValidatedRegistry};

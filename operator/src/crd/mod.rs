@@ -8,11 +8,13 @@
 //! that got in before a rule existed.
 
 pub mod common;
+pub mod common_spec;
 pub mod conditions;
 pub mod mirror;
 pub mod registry;
 
 pub use common::*;
+pub use common_spec::CommonSpec;
 pub use conditions::RegistryStatus;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};
 pub use registry::{Registry, RegistrySpec};

@@ -13,10 +13,10 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use crate::context::Context;
+use crate::crd::CommonSpec;
 use crate::crd::RegistryMirror;
 use crate::names::OwnerKind;
 use crate::reconcile::{Error, finish, policy, run};
-use crate::registry_controller::common::CommonSpec;
 
 /// Reconciles one RegistryMirror.
 #[tracing::instrument(skip_all, fields(kind = "RegistryMirror", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any()))]

@@ -3,8 +3,8 @@
 //! with its own upstream account and no client auth hands that account's
 //! private images to everyone who can reach it).
 
+use crate::crd::CommonSpec;
 use crate::crd::RegistryMirrorSpec;
-use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::Dereferenced;
 use crate::registry_controller::validate::{self, Error, require_key};
 use crate::registry_controller::validated::{Identity, Proxy, Upstream, ValidatedRegistry};

@@ -11,9 +11,9 @@ use kube::runtime::controller::Action;
 use tracing::Instrument;
 
 use crate::context::Context;
+use crate::crd::CommonSpec;
 use crate::crd::conditions::reasons;
 use crate::names::{self, OwnerKind};
-use crate::registry_controller::common::CommonSpec;
 use crate::registry_controller::dereference::{self, Dereferenced, Target};
 use crate::registry_controller::update_status::{self, HasRegistryStatus};
 use crate::registry_controller::validate;

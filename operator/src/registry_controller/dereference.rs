@@ -16,7 +16,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
 use crate::names::{self, ChildNames, OwnerKind};
 
-use super::common::CommonSpec;
+use crate::crd::CommonSpec;
 
 /// A referenced Secret as dereference found it.
 #[derive(Clone, Debug, PartialEq)]

@@ -21,7 +21,6 @@
 
 pub mod apply;
 pub mod build;
-pub mod common;
 pub mod dereference;
 pub mod pod_probe;
 pub mod s3;
@@ -39,7 +38,7 @@ use crate::crd::Registry;
 use crate::names::OwnerKind;
 use crate::reconcile::{self, Error};
 
-use common::CommonSpec;
+use crate::crd::CommonSpec;
 
 /// Reconciles one Registry.
 #[tracing::instrument(skip_all, fields(kind = "Registry", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any()))]

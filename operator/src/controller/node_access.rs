@@ -1,5 +1,5 @@
 //! The operator's node-access task: watches every Registry and
-//! RegistryMirror and their Services, decides ([`super::plan::decide`]),
+//! RegistryMirror and their Services, decides ([`crate::node_access::plan::decide`]),
 //! publishes the plan in the ConfigMap the node agent follows, keeps the
 //! decision for the reconcilers' status, and wakes each resource whose answer
 //! changed (a host freed by a deleted owner goes to the next claimant here).
@@ -7,81 +7,31 @@
 //! It runs only on the leader, like the controllers.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 use crate::context::Context;
-use crate::controller::Scope;
+use crate::crd::CommonSpec;
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::{self, ChildNames};
+use crate::node_access::claims::{self, Found, cluster_ip};
+use crate::node_access::plan::{Claim, decide};
 use crate::node_agent::PLAN_KEY;
-use crate::registry_controller::common::CommonSpec;
+use crate::registry_controller::dereference::secret_data;
 
-use super::claims::{self, Found, cluster_ip};
-use super::plan::{Claim, Decision, Key, Verdict, decide};
+use super::Scope;
 
 /// How often the decision is made again without any change (a TLS Secret's new certificate).
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
 /// How soon a failed round (the API server refused a read or the plan write) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The latest decision, shared with the reconcilers, and the channel that wakes them.
-pub struct Board {
-    decision: RwLock<Option<Arc<Decision>>>,
-    wake: broadcast::Sender<Key>,
-}
-
-impl Default for Board {
-    fn default() -> Self {
-        Board { decision: RwLock::new(None), wake: broadcast::channel(1024).0 }
-    }
-}
-
-impl Board {
-    /// The answer for `key`: `None` before the first decision or when the resource is not (yet) seen.
-    pub fn verdict(&self, key: &Key) -> Option<Verdict> {
-        let guard = self.decision.read().ok()?;
-        guard.as_ref()?.verdicts.get(key).cloned()
-    }
-
-    /// Keys of the resources whose answer changed, as a stream for `Controller::reconcile_on`.
-    pub fn wakeups(&self) -> impl Stream<Item = Key> + Send + 'static {
-        futures::stream::unfold(self.wake.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(key) => return Some((key, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-    }
-
-    fn publish(&self, next: Decision) {
-        let next = Arc::new(next);
-        let previous = match self.decision.write() {
-            Ok(mut guard) => guard.replace(next.clone()),
-            Err(_) => return,
-        };
-        let empty = BTreeMap::new();
-        let before = previous.as_ref().map_or(&empty, |p| &p.verdicts);
-        for (key, verdict) in &next.verdicts {
-            if before.get(key) != Some(verdict) {
-                let _ = self.wake.send(key.clone());
-            }
-        }
-        for key in before.keys().filter(|k| !next.verdicts.contains_key(*k)) {
-            let _ = self.wake.send(key.clone());
-        }
-    }
-}
 
 /// Why one round failed; the task logs it and tries again at the next change.
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +189,7 @@ async fn found<K: kube::Resource>(
             })?;
             found
                 .as_ref()
-                .map(crate::registry_controller::dereference::secret_data)
+                .map(secret_data)
                 .and_then(|d| d.get(names::TLS_CERT_KEY).and_then(|b| String::from_utf8(b.clone()).ok()))
         }
     };
@@ -265,37 +215,4 @@ async fn write_plan(client: &Client, namespace: &str, plan: &str) -> Result<(), 
         .await
         .map(|_| ())
         .map_err(|source| Error::Publish { namespace: namespace.into(), name: names::NODE_ACCESS_PLAN.into(), source })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::names::OwnerKind;
-
-    fn key(name: &str) -> Key {
-        Key { kind: OwnerKind::Registry, namespace: "ns".into(), name: name.into() }
-    }
-
-    #[tokio::test]
-    async fn the_board_wakes_exactly_the_resources_whose_answer_changed() {
-        let board = Board::default();
-        let mut wakeups = Box::pin(board.wakeups());
-        assert_eq!(board.verdict(&key("a")), None, "nothing before the first decision");
-        let granted = Verdict::Granted { hosts: vec!["a".into()] };
-        let mut d = Decision::default();
-        d.verdicts.insert(key("a"), granted.clone());
-        d.verdicts.insert(key("b"), Verdict::WaitingForClusterIp);
-        board.publish(d.clone());
-        assert_eq!(wakeups.next().await, Some(key("a")));
-        assert_eq!(wakeups.next().await, Some(key("b")));
-        // b changes, a does not, c is gone from the next decision... and a new one appears.
-        d.verdicts.insert(key("b"), granted.clone());
-        board.publish(d.clone());
-        assert_eq!(wakeups.next().await, Some(key("b")));
-        d.verdicts.remove(&key("a"));
-        board.publish(d);
-        assert_eq!(wakeups.next().await, Some(key("a")));
-        assert_eq!(board.verdict(&key("b")), Some(granted));
-        assert_eq!(board.verdict(&key("a")), None);
-    }
 }

@@ -9,6 +9,8 @@
 //! (`node_access::publish`) runs beside them and wakes a resource when its
 //! node-access answer changes.
 
+pub mod node_access;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -29,11 +31,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
+use crate::crd::CommonSpec;
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::{self, OwnerKind};
 use crate::reconcile::Error;
 use crate::registry_controller;
-use crate::registry_controller::common::CommonSpec;
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +94,7 @@ pub fn stopped(stop: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output 
 
 /// Runs every controller until `stop` turns true; they finish in-flight reconciles first.
 pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tasks = vec![tokio::spawn(crate::node_access::publish::run(ctx.clone(), scopes.clone(), stopped(&stop)))];
+    let mut tasks = vec![tokio::spawn(node_access::run(ctx.clone(), scopes.clone(), stopped(&stop)))];
     for scope in scopes {
         tasks.push(tokio::spawn(run_kind::<Registry, _, _, _, _>(
             ctx.clone(),

@@ -1,7 +1,7 @@
 //! The spec fields a Registry and a RegistryMirror share, borrowed from
 //! either, so dereference and validate are written once.
 
-use crate::crd::{GarbageCollectionSpec, NodeAccessSpec, Registry, RegistryMirror, RegistryMirrorSpec, ServerSpec};
+use super::{GarbageCollectionSpec, NodeAccessSpec, Registry, RegistryMirror, RegistryMirrorSpec, ServerSpec};
 
 /// The shared part of a spec.
 #[derive(Clone, Copy, Debug)]
