@@ -10,7 +10,7 @@ mod example_files;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::EnvVar;
 use wharf_operator::names::CONFIG_KEY;
-use wharf_operator::registry_controller::build::build;
+use wharf_operator::reconcile::build::build;
 use wharf_operator::render::{parse, validate_input};
 use wharf_registry::config::Config;
 

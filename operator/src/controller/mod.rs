@@ -111,7 +111,7 @@ pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: tokio::sync::watch
             OwnerKind::RegistryMirror,
             |m: &RegistryMirror| {
                 let mut s = CommonSpec::of_mirror(m).referenced_secrets();
-                s.extend(crate::mirror_controller::validate::upstream_secrets(&m.spec));
+                s.extend(crate::reconcile::validate_mirror::upstream_secrets(&m.spec));
                 s
             },
             crate::mirror_controller::reconcile,

@@ -24,7 +24,7 @@ use crate::names::{self, ChildNames};
 use crate::node_access::claims::{self, Found, cluster_ip};
 use crate::node_access::plan::{Claim, decide};
 use crate::node_agent::PLAN_KEY;
-use crate::registry_controller::dereference::secret_data;
+use crate::reconcile::dereference::secret_data;
 
 use super::Scope;
 

@@ -2,7 +2,7 @@
 //! own variant below it) names the failing action, which is both the event
 //! reason and the failure metric's label.
 
-use crate::registry_controller::{apply, dereference, update_status, validate};
+use super::{apply, dereference, update_status, validate};
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]

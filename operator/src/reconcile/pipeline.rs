@@ -10,15 +10,15 @@ use kube::Resource;
 use kube::runtime::controller::Action;
 use tracing::Instrument;
 
+use super::{apply, build, pod_probe};
 use crate::context::Context;
 use crate::crd::CommonSpec;
 use crate::crd::conditions::reasons;
 use crate::names::{self, OwnerKind};
-use crate::registry_controller::dereference::{self, Dereferenced, Target};
-use crate::registry_controller::update_status::{self, HasRegistryStatus};
-use crate::registry_controller::validate;
-use crate::registry_controller::validated::{Identity, ValidatedRegistry};
-use crate::registry_controller::{apply, build, pod_probe};
+use crate::reconcile::dereference::{self, Dereferenced, Target};
+use crate::reconcile::update_status::{self, HasRegistryStatus};
+use crate::reconcile::validate;
+use crate::reconcile::validated::{Identity, ValidatedRegistry};
 use crate::settings::Settings;
 
 use super::{Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK};

@@ -1,7 +1,7 @@
 //! Fixtures: minimal resource YAML run through the real validate step.
 
-use crate::registry_controller::validated::ValidatedRegistry;
-use crate::render::{parse, validate_input};
+use crate::reconcile::render::{parse, validate_input};
+use crate::reconcile::validated::ValidatedRegistry;
 use crate::settings::Settings;
 
 /// Settings with a fixed cluster domain and image.

@@ -121,8 +121,8 @@ fn key_pair_digest(deref: &Dereferenced, c: &S3Credentials) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry_controller::validated::Storage;
-    use crate::test_support::validated;
+    use crate::reconcile::test_support::validated;
+    use crate::reconcile::validated::Storage;
 
     fn s3_registry(extra: &str) -> String {
         format!(
@@ -164,11 +164,15 @@ mod tests {
             ("      keyId: k-1\n", "only with encrypt: true"),
             ("      endpoint: versitygw:7070\n", "http:// or https://"),
         ] {
-            let mut inputs = crate::render::parse(&s3_registry(extra)).expect("parses");
-            let e = crate::render::validate_input(&mut inputs[0], "team-a", &crate::test_support::settings())
-                .err()
-                .unwrap_or_else(|| panic!("accepted: {extra}"))
-                .to_string();
+            let mut inputs = crate::reconcile::render::parse(&s3_registry(extra)).expect("parses");
+            let e = crate::reconcile::render::validate_input(
+                &mut inputs[0],
+                "team-a",
+                &crate::reconcile::test_support::settings(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {extra}"))
+            .to_string();
             assert!(e.contains(words), "{extra}: {e}");
         }
     }
@@ -187,10 +191,7 @@ mod tests {
                 .collect();
             let d = Dereferenced {
                 secrets: [("s".to_string(), SecretState::Present(data))].into(),
-                generated: crate::registry_controller::dereference::Generated {
-                    http_secret: String::new(),
-                    signing_key: None,
-                },
+                generated: crate::reconcile::dereference::Generated { http_secret: String::new(), signing_key: None },
             };
             key_pair_digest(&d, &c)
         };

@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn ready_when_rollout_complete() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let s = compute_status(&v, &observed(2, true, false), Some(3));
         assert_eq!(cond(&s, types::READY).status, "True");
         assert_eq!(cond(&s, types::PROGRESSING).status, "False");
@@ -325,7 +325,7 @@ mod tests {
             observe_node_access(Some(Some(granted))).0.as_deref(),
             Some("mapped on every node by the node agent: reg.team-a.svc.cluster.local:5000")
         );
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let refused = Verdict::Refused { reason: reasons::NODE_ACCESS_NOT_ALLOWED, message: "not docker.io".into() };
         let (text, why) = observe_node_access(Some(Some(refused)));
         let mut o = observed(2, true, false);
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn what_a_pod_says_is_degraded_and_clears_once_ready() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let mut o = observed(0, false, false);
         assert!(o.missing_replicas());
         o.pod_problem = Some(PodProblem {
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn status_patch_clears_what_no_longer_applies() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let mut o = observed(2, true, false);
         let patch = status_patch(&compute_status(&v, &o, Some(1)));
         assert_eq!(patch["nodeAccess"], serde_json::Value::Null);
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn rollout_and_pvc_pending_reasons() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let s = compute_status(&v, &observed(1, false, false), Some(1));
         assert_eq!(cond(&s, types::READY).reason, reasons::ROLLOUT_IN_PROGRESS);
         assert_eq!(cond(&s, types::PROGRESSING).status, "True");
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn failure_keeps_url_and_marks_degraded() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let ok = compute_status(&v, &observed(2, true, false), Some(1));
         let s = failure_status(Some(&ok), reasons::SECRET_MISSING, "Secret users does not exist", Some(2));
         assert_eq!(cond(&s, types::DEGRADED).status, "True");
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn transition_times_and_events() {
-        let v = crate::test_support::validated_registry();
+        let v = crate::reconcile::test_support::validated_registry();
         let t0 = k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time");
         let t1 = k8s_openapi::jiff::Timestamp::from_second(2_000).expect("time");
         let first = merge_conditions(None, compute_status(&v, &observed(1, false, false), Some(1)), t0);

@@ -1,11 +1,7 @@
-//! The `RegistryMirror` controller. The same five steps as the registry:
-//! dereference also reads the upstream credential Secrets, [`validate`]
-//! adds the `proxy` section to the shared [`ValidatedRegistry`], and build,
-//! apply and update_status are the registry's own.
-//!
-//! [`ValidatedRegistry`]: crate::registry_controller::validated::ValidatedRegistry
-
-pub mod validate;
+//! The `RegistryMirror` controller: one `reconcile` and one `error_policy`,
+//! on the shared pipeline in [`crate::reconcile`]. Dereference also reads the
+//! upstream credential Secrets, and validation adds the `proxy` section
+//! ([`crate::reconcile::validate_mirror`]).
 
 use std::sync::Arc;
 
@@ -16,6 +12,7 @@ use crate::context::Context;
 use crate::crd::CommonSpec;
 use crate::crd::RegistryMirror;
 use crate::names::OwnerKind;
+use crate::reconcile::validate_mirror as validate;
 use crate::reconcile::{Error, finish, policy, run};
 
 /// Reconciles one RegistryMirror.

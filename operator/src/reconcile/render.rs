@@ -7,11 +7,11 @@ use serde::Deserialize;
 use crate::crd::CommonSpec;
 use crate::crd::{Registry, RegistryMirror};
 use crate::names::OwnerKind;
+use crate::reconcile::build::build;
+use crate::reconcile::dereference::Dereferenced;
 use crate::reconcile::identity;
-use crate::registry_controller::build::build;
-use crate::registry_controller::dereference::Dereferenced;
-use crate::registry_controller::validate;
-use crate::registry_controller::validated::{Identity, ValidatedRegistry};
+use crate::reconcile::validate;
+use crate::reconcile::validated::{Identity, ValidatedRegistry};
 use crate::settings::Settings;
 
 /// Why rendering failed.
@@ -101,9 +101,9 @@ pub fn validate_input(input: &mut Input, namespace: &str, settings: &Settings) -
             complete_meta(&mut m.metadata, namespace);
             let id = id_of(&**m, OwnerKind::RegistryMirror)?;
             let spec = CommonSpec::of_mirror(m);
-            let extra = crate::mirror_controller::validate::upstream_secrets(&m.spec);
+            let extra = crate::reconcile::validate_mirror::upstream_secrets(&m.spec);
             let deref = Dereferenced::assumed(&spec, &extra);
-            crate::mirror_controller::validate::validate_mirror(&id, &m.spec, &deref, settings)
+            crate::reconcile::validate_mirror::validate_mirror(&id, &m.spec, &deref, settings)
                 .map_err(|source| Error::Invalid { kind: id.kind, name: id.name.clone(), source })
         }
     }

@@ -62,7 +62,7 @@ pub fn build_network_policy(v: &ValidatedRegistry) -> Option<NetworkPolicy> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::validated;
+    use crate::reconcile::test_support::validated;
 
     /// With `from` listed, the operator still reaches the debug port (and only
     /// that), so Degraded can quote why a pod is not ready.
@@ -70,7 +70,7 @@ mod tests {
     fn the_operator_may_ask_the_debug_port() {
         let v = validated(&format!(
             "{}  networkPolicy:\n    enabled: true\n    from: [{{podSelector: {{matchLabels: {{app: client}}}}}}]\n",
-            crate::test_support::TOKEN_REGISTRY
+            crate::reconcile::test_support::TOKEN_REGISTRY
         ));
         let policy = build_network_policy(&v).expect("policy");
         let rules = policy.spec.and_then(|s| s.ingress).expect("rules");

@@ -422,7 +422,7 @@ pub fn build_access_file(v: &ValidatedRegistry) -> Option<AccessFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{TOKEN_REGISTRY, settings, validated};
+    use crate::reconcile::test_support::{TOKEN_REGISTRY, settings, validated};
 
     fn with_ingress(extra: &str) -> String {
         format!("{TOKEN_REGISTRY}  ingress:\n    host: registry.example.com\n{extra}")
@@ -442,8 +442,8 @@ mod tests {
         let none = serde_yaml::to_string(&build_registry_config(&validated(&with_ingress("")))).unwrap();
         assert!(!none.contains("trustedproxies"), "nobody is trusted by default:\n{none}");
 
-        let mut bad = crate::render::parse(&with_ingress("    trustedProxies: [10.0.0.0/33]\n")).unwrap();
-        let e = crate::render::validate_input(&mut bad[0], "team-a", &settings()).unwrap_err().to_string();
+        let mut bad = crate::reconcile::render::parse(&with_ingress("    trustedProxies: [10.0.0.0/33]\n")).unwrap();
+        let e = crate::reconcile::render::validate_input(&mut bad[0], "team-a", &settings()).unwrap_err().to_string();
         assert!(e.contains("trustedProxies") && e.contains("10.0.0.0/33"), "{e}");
     }
 }

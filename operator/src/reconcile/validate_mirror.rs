@@ -5,9 +5,9 @@
 
 use crate::crd::CommonSpec;
 use crate::crd::RegistryMirrorSpec;
-use crate::registry_controller::dereference::Dereferenced;
-use crate::registry_controller::validate::{self, Error, require_key};
-use crate::registry_controller::validated::{Identity, Proxy, Upstream, ValidatedRegistry};
+use crate::reconcile::dereference::Dereferenced;
+use crate::reconcile::validate::{self, Error, require_key};
+use crate::reconcile::validated::{Identity, Proxy, Upstream, ValidatedRegistry};
 use crate::settings::Settings;
 use crate::syntax::quantity_bytes;
 

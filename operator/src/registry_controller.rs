@@ -1,13 +1,6 @@
-//! The `Registry` controller: one `reconcile` and one `error_policy`.
-//!
-//! Reconcile runs five steps in a row, each in its own module with its own error:
-//!
-//! 1. [`dereference`]: read the Secrets the spec names; create the generated ones once;
-//! 2. [`validate`]: spec + those objects + settings → [`validated::ValidatedRegistry`]
-//!    (user errors are found here and nowhere else);
-//! 3. [`build`]: every child object, purely;
-//! 4. [`apply`]: server-side apply in a documented order, then prune;
-//! 5. [`update_status`]: conditions, host, URL and realm; Events on transitions.
+//! The `Registry` controller: one `reconcile` and one `error_policy`. Both
+//! hand the resource to the shared pipeline in [`crate::reconcile`], which
+//! runs its five steps for either kind.
 //!
 //! A user error (the spec, or a Secret it names) sets Degraded and an Event.
 //! A spec that contradicts itself waits for a change; a missing or malformed
@@ -15,18 +8,6 @@
 //! wakes the resource as soon as the Secret appears). No finalizer: every
 //! child carries an owner reference, so Kubernetes' garbage collector
 //! removes them with the resource.
-//!
-//! The mirror controller reuses steps 3–5 and the shared parts of 1–2; the
-//! pipeline that runs them in a row, for either kind, is [`crate::reconcile`].
-
-pub mod apply;
-pub mod build;
-pub mod dereference;
-pub mod pod_probe;
-pub mod s3;
-pub mod update_status;
-pub mod validate;
-pub mod validated;
 
 use std::sync::Arc;
 
@@ -34,11 +15,10 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use crate::context::Context;
+use crate::crd::CommonSpec;
 use crate::crd::Registry;
 use crate::names::OwnerKind;
-use crate::reconcile::{self, Error};
-
-use crate::crd::CommonSpec;
+use crate::reconcile::{self, Error, validate};
 
 /// Reconciles one Registry.
 #[tracing::instrument(skip_all, fields(kind = "Registry", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any()))]
