@@ -9,8 +9,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use crate::context::Context;
-use crate::crd::CommonSpec;
-use crate::crd::RegistryMirror;
+use crate::crd::{CommonSpec, RegistryMirror};
 use crate::names::OwnerKind;
 use crate::reconcile::validate_mirror as validate;
 use crate::reconcile::{Error, finish, policy, run};

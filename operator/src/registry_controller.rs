@@ -15,8 +15,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use crate::context::Context;
-use crate::crd::CommonSpec;
-use crate::crd::Registry;
+use crate::crd::{CommonSpec, Registry};
 use crate::names::OwnerKind;
 use crate::reconcile::{self, Error, validate};
 

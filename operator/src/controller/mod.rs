@@ -31,8 +31,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
-use crate::crd::CommonSpec;
-use crate::crd::{Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror};
 use crate::names::{self, OwnerKind};
 use crate::reconcile::Error;
 use crate::registry_controller;

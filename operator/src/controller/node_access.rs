@@ -18,8 +18,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::Notify;
 
 use crate::context::Context;
-use crate::crd::CommonSpec;
-use crate::crd::{Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror};
 use crate::names::{self, ChildNames};
 use crate::node_access::claims::{self, Found, cluster_ip};
 use crate::node_access::plan::{Claim, decide};

@@ -5,8 +5,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
-use crate::crd::CommonSpec;
-use crate::crd::{Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror};
 use crate::names::{self, ChildNames, EndpointInput, OwnerKind};
 
 use super::plan::{Claim, Key};

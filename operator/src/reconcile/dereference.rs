@@ -14,9 +14,8 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
-use crate::names::{self, ChildNames, OwnerKind};
-
 use crate::crd::CommonSpec;
+use crate::names::{self, ChildNames, OwnerKind};
 
 /// A referenced Secret as dereference found it.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,18 +10,16 @@ use kube::Resource;
 use kube::runtime::controller::Action;
 use tracing::Instrument;
 
-use super::{apply, build, pod_probe};
 use crate::context::Context;
 use crate::crd::CommonSpec;
 use crate::crd::conditions::reasons;
 use crate::names::{self, OwnerKind};
-use crate::reconcile::dereference::{self, Dereferenced, Target};
-use crate::reconcile::update_status::{self, HasRegistryStatus};
-use crate::reconcile::validate;
-use crate::reconcile::validated::{Identity, ValidatedRegistry};
 use crate::settings::Settings;
 
-use super::{Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK};
+use super::dereference::{self, Dereferenced, Target};
+use super::update_status::{self, HasRegistryStatus};
+use super::validated::{Identity, ValidatedRegistry};
+use super::{Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK, apply, build, pod_probe, validate};
 
 fn object_key<K: Resource>(obj: &K, kind: OwnerKind) -> String {
     format!(

@@ -4,15 +4,14 @@
 
 use serde::Deserialize;
 
-use crate::crd::CommonSpec;
-use crate::crd::{Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror};
 use crate::names::OwnerKind;
-use crate::reconcile::build::build;
-use crate::reconcile::dereference::Dereferenced;
-use crate::reconcile::identity;
-use crate::reconcile::validate;
-use crate::reconcile::validated::{Identity, ValidatedRegistry};
 use crate::settings::Settings;
+
+use super::build::build;
+use super::dereference::Dereferenced;
+use super::validated::{Identity, ValidatedRegistry};
+use super::{identity, validate, validate_mirror};
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +100,13 @@ pub fn validate_input(input: &mut Input, namespace: &str, settings: &Settings) -
             complete_meta(&mut m.metadata, namespace);
             let id = id_of(&**m, OwnerKind::RegistryMirror)?;
             let spec = CommonSpec::of_mirror(m);
-            let extra = crate::reconcile::validate_mirror::upstream_secrets(&m.spec);
+            let extra = validate_mirror::upstream_secrets(&m.spec);
             let deref = Dereferenced::assumed(&spec, &extra);
-            crate::reconcile::validate_mirror::validate_mirror(&id, &m.spec, &deref, settings)
-                .map_err(|source| Error::Invalid { kind: id.kind, name: id.name.clone(), source })
+            validate_mirror::validate_mirror(&id, &m.spec, &deref, settings).map_err(|source| Error::Invalid {
+                kind: id.kind,
+                name: id.name.clone(),
+                source,
+            })
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Fixtures: minimal resource YAML run through the real validate step.
 
-use crate::reconcile::render::{parse, validate_input};
-use crate::reconcile::validated::ValidatedRegistry;
 use crate::settings::Settings;
+
+use super::render::{parse, validate_input};
+use super::validated::ValidatedRegistry;
 
 /// Settings with a fixed cluster domain and image.
 pub fn settings() -> Settings {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{AccessMode, ServiceType};
+use crate::crd::{AccessMode, CommonSpec, ServiceType};
 use crate::names::{self, ChildNames, EndpointInput};
 use crate::settings::Settings;
 use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr, valid_schedule};
@@ -17,7 +17,6 @@ use super::s3::validate_s3;
 use super::validated::{
     AccessRule, Auth, Identity, Ingress, NewClaim, Pods, Service, Storage, TokenService, ValidatedRegistry,
 };
-use crate::crd::CommonSpec;
 
 /// A user error: the spec, or what it refers to, cannot work as it is.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

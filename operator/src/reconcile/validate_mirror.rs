@@ -3,13 +3,13 @@
 //! with its own upstream account and no client auth hands that account's
 //! private images to everyone who can reach it).
 
-use crate::crd::CommonSpec;
-use crate::crd::RegistryMirrorSpec;
-use crate::reconcile::dereference::Dereferenced;
-use crate::reconcile::validate::{self, Error, require_key};
-use crate::reconcile::validated::{Identity, Proxy, Upstream, ValidatedRegistry};
+use crate::crd::{CommonSpec, RegistryMirrorSpec};
 use crate::settings::Settings;
 use crate::syntax::quantity_bytes;
+
+use super::dereference::Dereferenced;
+use super::validate::{self, Error, require_key};
+use super::validated::{Identity, Proxy, Upstream, ValidatedRegistry};
 
 /// Secrets holding upstream credentials.
 pub fn upstream_secrets(spec: &RegistryMirrorSpec) -> Vec<String> {
