@@ -8,7 +8,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::metrics::Metrics;
-use crate::node_access::publish::Board;
+use crate::node_access::board::Board;
 use crate::settings::Settings;
 
 /// Shared state of the controllers.

@@ -124,10 +124,14 @@ pub const CONFIG_KEY: &str = "config.yml";
 pub const ACCESS_KEY: &str = "access.yml";
 /// Key of the generated `http.secret` in its Secret.
 pub const HTTP_SECRET_KEY: &str = "http-secret";
-/// Key of the signing key in its Secret.
-pub const SIGNING_KEY_KEY: &str = "tls.key";
+/// Key of the token signing key (PEM) in the generated signing-key Secret.
+/// The same value as [`TLS_KEY_KEY`], but a different concept: this key signs
+/// tokens, that one serves HTTPS.
+pub const TOKEN_SIGNING_KEY_KEY: &str = "tls.key";
 /// Key of a certificate in a kubernetes.io/tls Secret.
 pub const TLS_CERT_KEY: &str = "tls.crt";
+/// Key of the private key in a kubernetes.io/tls Secret (the registry's serving key).
+pub const TLS_KEY_KEY: &str = "tls.key";
 /// Default key of htpasswd content in a user's Secret.
 pub const DEFAULT_HTPASSWD_KEY: &str = "htpasswd";
 /// Default key of a certificate bundle in a user's Secret.

@@ -11,115 +11,25 @@
 //! (no leader election, no image: the Deployments never get pods, which is
 //! enough to check children, owner references, drift repair and status).
 
-use std::sync::Arc;
+mod harness;
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use wharf_operator::context::Context;
-use wharf_operator::controller::{self, Scope};
+use harness::{client, eventually, install_crds, namespace, start_controllers, start_controllers_with};
 use wharf_operator::crd::{Registry, RegistryMirror};
 use wharf_operator::leader::{Attempt, LeaderElector, LeaseConfig};
-use wharf_operator::metrics::Metrics;
 use wharf_operator::names::ANNOTATION_CONFIG_HASH;
 use wharf_operator::node_access::plan::NodePlan;
 use wharf_operator::node_access::policy::Policy;
-use wharf_operator::settings::{NodeSettings, Settings};
 
 const BCRYPT_LINE: &str = "alice:$2y$05$4HZQUV/ziBUV6HmKTnyECu0UDtAjcA.AZnsqvtk9GmFyLyplr0jRG\n";
-
-async fn client() -> Client {
-    let path = std::env::var("WHARF_KUBECONFIG").unwrap_or_else(|_| {
-        panic!(
-            "WHARF_KUBECONFIG is not set: these tests need a real kube-apiserver. Start one with \
-             `e2e/cluster/apiserver.sh start --with-controller-manager` and set WHARF_KUBECONFIG to the kubeconfig \
-             it prints"
-        )
-    });
-    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
-    Client::try_from(config).expect("client")
-}
-
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [Registry::crd(), RegistryMirror::crd()] {
-        api.patch(&crd.name_any(), &PatchParams::apply("wharf-tests").force(), &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("the API server refused CRD {}: {e}", crd.name_any()));
-    }
-    // Wait until both are established and served.
-    for _ in 0..100 {
-        let ok = Api::<Registry>::all(client.clone()).list(&Default::default()).await.is_ok()
-            && Api::<RegistryMirror>::all(client.clone()).list(&Default::default()).await.is_ok();
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRDs not served after 10s");
-}
-
-async fn namespace(client: &Client, name: &str) -> String {
-    let ns = format!("{name}-{}", std::process::id());
-    let api: Api<Namespace> = Api::all(client.clone());
-    let obj = Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("creating namespace {ns}: {e}"),
-    }
-    ns
-}
-
-/// Starts the controllers for one namespace; dropping the guard stops them.
-struct Controllers(tokio::sync::watch::Sender<bool>);
-
-impl Drop for Controllers {
-    fn drop(&mut self) {
-        let _ = self.0.send(true);
-    }
-}
-
-fn start_controllers(client: &Client, ns: &str) -> Controllers {
-    start_controllers_with(client, ns, Policy::default())
-}
-
-/// Like [`start_controllers`], with a node-access policy; the node plan goes to `ns` too.
-fn start_controllers_with(client: &Client, ns: &str, policy: Policy) -> Controllers {
-    let settings = Settings {
-        cluster_domain: "cluster.local".into(),
-        default_image: "wharf-registry:test".into(),
-        node: NodeSettings { namespace: ns.to_string(), policy },
-    };
-    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(controller::run(ctx, vec![Scope::Namespace(ns.to_string())], rx));
-    Controllers(tx)
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out after 30s waiting for: {what}");
-}
 
 fn registry_yaml(name: &str, users_secret: &str) -> Registry {
     serde_json::from_value(json!({
@@ -144,7 +54,7 @@ async fn create_users_secret(client: &Client, ns: &str, name: &str) {
 }
 
 fn condition(r: &Registry, type_: &str) -> Option<(String, String)> {
-    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone()))
+    status_condition(&r.status, type_)
 }
 
 #[tokio::test]
@@ -422,4 +332,48 @@ async fn lease_acquire_renew_and_step_down() {
     let spec = lease.spec.expect("spec");
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
     assert_eq!(spec.lease_transitions, Some(1));
+}
+
+#[tokio::test]
+async fn a_reconcile_opens_one_span_per_step_under_its_own() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let recorder = harness::spans::SpanRecorder::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(recorder.clone()))
+        .expect("the only test that sets a global subscriber");
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "wharf-trace").await;
+    let _controllers = start_controllers(&client, &ns);
+    let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
+    let reg: Registry = serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "traced"},
+        "spec": {"storage": {"emptyDir": {}}}
+    }))
+    .expect("registry");
+    let generation = api.create(&PostParams::default(), &reg).await.expect("create").metadata.generation;
+    eventually("a reconcile wrote status for the first generation", || async {
+        let r = api.get("traced").await.ok()?;
+        (r.status?.observed_generation == generation).then_some(())
+    })
+    .await;
+
+    let opened: Vec<_> =
+        recorder.opened().into_iter().filter(|o| o.namespace.as_deref() == Some(ns.as_str())).collect();
+    assert!(opened.iter().any(|o| o.name == "reconcile"), "no reconcile span for {ns}: {opened:?}");
+    for step in ["dereference", "validate", "build", "apply", "update_status"] {
+        assert!(
+            opened.iter().any(|o| o.name == step && o.ancestors.first().map(String::as_str) == Some("reconcile")),
+            "no `{step}` span directly under a reconcile span of {ns}: {opened:?}"
+        );
+    }
+    // The steps that call the API server do so inside their span: the
+    // client's request spans open under them, not beside them.
+    for step in ["dereference", "apply", "update_status"] {
+        assert!(
+            opened.iter().any(|o| o.ancestors.first().map(String::as_str) == Some(step)),
+            "nothing ran inside a `{step}` span of {ns}: {opened:?}"
+        );
+    }
 }

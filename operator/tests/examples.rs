@@ -3,29 +3,10 @@
 //! Review changes with `cargo insta review`, or accept them all with
 //! `INSTA_UPDATE=always cargo test -p wharf-operator --test examples`.
 
-use std::path::PathBuf;
+mod example_files;
 
+use example_files::{examples, settings};
 use wharf_operator::render::render;
-use wharf_operator::settings::{NodeSettings, Settings};
-
-fn settings() -> Settings {
-    Settings {
-        cluster_domain: "cluster.local".into(),
-        default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into(),
-        node: NodeSettings::default(),
-    }
-}
-
-fn examples() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("examples/ exists")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn every_example_renders_as_its_snapshot() {

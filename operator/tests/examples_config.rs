@@ -5,34 +5,16 @@
 //! the environment the Deployment gives the container (values from Secrets
 //! replaced by dummies).
 
-use std::path::PathBuf;
+mod example_files;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::EnvVar;
 use wharf_operator::names::CONFIG_KEY;
-use wharf_operator::registry_controller::build::build;
+use wharf_operator::reconcile::build::build;
 use wharf_operator::render::{parse, validate_input};
-use wharf_operator::settings::{NodeSettings, Settings};
 use wharf_registry::config::Config;
 
-fn settings() -> Settings {
-    Settings {
-        cluster_domain: "cluster.local".into(),
-        default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into(),
-        node: NodeSettings::default(),
-    }
-}
-
-fn examples() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("examples/ exists")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
+use example_files::{examples, settings};
 
 /// The registry container's environment: literal values as they are, values
 /// from a Secret as a dummy naming the Secret and key.

@@ -3,11 +3,69 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The spec fields a `Registry` and a `RegistryMirror` share: the pods, the
+/// storage, client auth and the network in front. Declared once and
+/// flattened into both specs, so each field appears at the top of `spec`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.emptyDir) || self.replicas <= 1"
+).message("storage.emptyDir is local to each pod: with more than one replica every pod would hold different images. Use s3, or a ReadWriteMany filesystem claim"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
+).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
+pub struct ServerSpec {
+    /// Number of registry pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Registry image; the wharf-registry image of the operator's own version when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the registry container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node labels the registry pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the registry pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity of the registry pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Annotations added to the registry pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Registry log level.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Where images are stored (a mirror's cache). Exactly one kind.
+    pub storage: StorageSpec,
+    /// Client authentication; open to everyone when unset. A RegistryMirror
+    /// whose upstreams carry credentials requires it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// The Service in front of the registry pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+    /// An Ingress; its host becomes the advertised host and realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+    /// TLS served by the registry pods themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// A NetworkPolicy limiting who reaches the registry pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
 
 /// Where the registry keeps its blobs and manifests. Set exactly one of
 /// `filesystem`, `emptyDir` and `s3`.
@@ -477,6 +535,6 @@ pub enum LogLevel {
     Debug,
 }
 
-pub(crate) fn default_replicas() -> i32 {
+fn default_replicas() -> i32 {
     1
 }

@@ -1,8 +1,5 @@
 //! `RegistryMirror`: a pull-through cache in front of one or more upstream registries.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -36,12 +33,6 @@ use super::conditions::RegistryStatus;
 #[x_kube(validation = Rule::new(
     "self.upstreams.all(u, self.upstreams.filter(v, v.name == u.name).size() == 1)"
 ).message("upstreams: each name may appear once"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.emptyDir) || self.replicas <= 1"
-).message("storage.emptyDir is local to each pod: with more than one replica every pod would cache separately. Use s3, or a ReadWriteMany filesystem claim"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.storage.filesystem) || self.replicas <= 1 || has(self.storage.filesystem.existingClaim) || (has(self.storage.filesystem.accessModes) && 'ReadWriteMany' in self.storage.filesystem.accessModes)"
-).message("storage.filesystem with more than one replica needs accessModes [ReadWriteMany]: a ReadWriteOnce claim mounts on one node only"))]
 pub struct RegistryMirrorSpec {
     /// The registries this mirror caches.
     #[schemars(length(min = 1, max = 32))]
@@ -53,48 +44,9 @@ pub struct RegistryMirrorSpec {
     /// Upper bound of the cache; least recently used blobs are evicted beyond it (e.g. `50Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<Quantity>,
-    /// Number of mirror pods.
-    #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0))]
-    pub replicas: i32,
-    /// Registry image; the wharf-registry image of the operator's own version when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Compute resources of the registry container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-    /// Node labels the mirror pods must match.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations of the mirror pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tolerations: Vec<Toleration>,
-    /// Affinity of the mirror pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
-    /// Annotations added to the mirror pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pod_annotations: BTreeMap<String, String>,
-    /// Registry log level.
-    #[serde(default)]
-    pub log_level: LogLevel,
-    /// Where the cache is stored. Exactly one kind.
-    pub storage: StorageSpec,
-    /// Client authentication. Required when any upstream has credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthSpec>,
-    /// The Service in front of the mirror.
-    #[serde(default)]
-    pub service: ServiceSpec,
-    /// An Ingress; its host becomes the advertised host and realm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<IngressSpec>,
-    /// TLS served by the mirror itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsSpec>,
-    /// A NetworkPolicy limiting who reaches the mirror.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_policy: Option<NetworkPolicySpec>,
+    /// The fields a Registry has too.
+    #[serde(flatten)]
+    pub server: ServerSpec,
     /// Let every node's containerd pull through this mirror: a DaemonSet
     /// `<name>-node-access` adds `<ClusterIP> <name>.<namespace>.svc.<domain>`
     /// to each node's hosts file and, for each upstream name (e.g. docker.io),

@@ -8,11 +8,13 @@
 //! that got in before a rule existed.
 
 pub mod common;
+pub mod common_spec;
 pub mod conditions;
 pub mod mirror;
 pub mod registry;
 
 pub use common::*;
+pub use common_spec::CommonSpec;
 pub use conditions::RegistryStatus;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};
 pub use registry::{Registry, RegistrySpec};
@@ -82,6 +84,22 @@ mod tests {
         let crd = K::crd();
         let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema");
         serde_json::to_value(schema).expect("json")
+    }
+
+    /// `kubectl explain` prints these: a field flattened in from a shared
+    /// struct must keep its description in both CRDs.
+    #[test]
+    fn every_spec_field_has_a_description() {
+        for (kind, schema) in [("Registry", schema::<Registry>()), ("RegistryMirror", schema::<RegistryMirror>())] {
+            let fields = schema["properties"]["spec"]["properties"].as_object().expect("spec properties");
+            for shared in ["replicas", "image", "nodeSelector", "storage", "auth", "service", "tls", "networkPolicy"] {
+                assert!(fields.contains_key(shared), "{kind}: spec.{shared} missing");
+            }
+            for (name, field) in fields {
+                let description = field["description"].as_str().unwrap_or_default();
+                assert!(!description.trim().is_empty(), "{kind}: spec.{name} has no description");
+            }
+        }
     }
 
     fn check<K: CustomResourceExt>(kind: &str, spec: Value) -> Result<(), Vec<String>> {

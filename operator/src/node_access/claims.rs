@@ -5,9 +5,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
-use crate::crd::{Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror};
 use crate::names::{self, ChildNames, EndpointInput, OwnerKind};
-use crate::registry_controller::common::CommonSpec;
 
 use super::plan::{Claim, Key};
 
@@ -38,7 +37,7 @@ pub fn cluster_ip(service: &Service) -> Option<String> {
 
 /// The TLS Secret whose certificate the nodes must trust, if any.
 pub fn tls_secret(spec: &CommonSpec<'_>) -> Option<String> {
-    spec.tls.map(|t| t.secret_name.clone())
+    spec.server.tls.as_ref().map(|t| t.secret_name.clone())
 }
 
 fn claim<K: Resource>(
@@ -59,8 +58,8 @@ fn claim<K: Resource>(
         service: &service,
         namespace: &namespace,
         cluster_domain,
-        port: spec.service.port,
-        registry_tls: spec.tls.is_some(),
+        port: spec.server.service.port,
+        registry_tls: spec.server.tls.is_some(),
         ingress: None,
     });
     Some(Claim {

@@ -1,6 +1,10 @@
 //! What the API server tests share: a client from `WHARF_KUBECONFIG`, the
 //! CRDs, a namespace per test, the controllers in-process, and bounded waits.
-//! (tests/apiserver.rs predates it and keeps its own copy.)
+
+// Each test binary compiles its own copy and uses part of it.
+#![allow(dead_code)]
+
+pub mod spans;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,10 +78,15 @@ impl Drop for Controllers {
 
 /// Starts the controllers for `ns`, with the default node-access policy.
 pub fn start_controllers(client: &Client, ns: &str) -> Controllers {
+    start_controllers_with(client, ns, Policy::default())
+}
+
+/// Like [`start_controllers`], with a node-access policy; the node plan goes to `ns` too.
+pub fn start_controllers_with(client: &Client, ns: &str, policy: Policy) -> Controllers {
     let settings = Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "wharf-registry:test".into(),
-        node: NodeSettings { namespace: ns.to_string(), policy: Policy::default() },
+        node: NodeSettings { namespace: ns.to_string(), policy },
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
     let (tx, rx) = tokio::sync::watch::channel(false);

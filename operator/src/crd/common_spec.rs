@@ -1,0 +1,79 @@
+//! The spec fields a Registry and a RegistryMirror share, borrowed from
+//! either, so dereference and validate are written once.
+
+use super::{GarbageCollectionSpec, NodeAccessSpec, Registry, RegistryMirror, RegistryMirrorSpec, ServerSpec};
+
+/// The shared part of a spec.
+#[derive(Clone, Copy, Debug)]
+pub struct CommonSpec<'a> {
+    /// The fields both kinds declare (flattened into either spec).
+    pub server: &'a ServerSpec,
+    /// `deleteEnabled` (a mirror never deletes through the API).
+    pub delete_enabled: bool,
+    /// `garbageCollection` (Registry only).
+    pub garbage_collection: Option<&'a GarbageCollectionSpec>,
+    /// `nodeAccess`.
+    pub node_access: Option<&'a NodeAccessSpec>,
+}
+
+impl<'a> CommonSpec<'a> {
+    /// The shared part of a Registry's spec.
+    pub fn of_registry(r: &'a Registry) -> Self {
+        let s = &r.spec;
+        CommonSpec {
+            server: &s.server,
+            delete_enabled: s.delete_enabled,
+            garbage_collection: s.garbage_collection.as_ref(),
+            node_access: s.node_access.as_ref(),
+        }
+    }
+
+    /// The shared part of a RegistryMirror's spec.
+    pub fn of_mirror(m: &'a RegistryMirror) -> Self {
+        Self::of_mirror_spec(&m.spec)
+    }
+
+    /// The shared part of a RegistryMirror's spec.
+    pub fn of_mirror_spec(s: &'a RegistryMirrorSpec) -> Self {
+        CommonSpec {
+            server: &s.server,
+            delete_enabled: false,
+            garbage_collection: None,
+            node_access: s.node_access.as_ref(),
+        }
+    }
+
+    /// Whether the built-in token service (and so a signing key) is configured.
+    pub fn uses_token_service(&self) -> bool {
+        self.server.auth.as_ref().is_some_and(|a| a.token.is_some())
+    }
+
+    /// Whether `nodeAccess.enabled` is set.
+    pub fn node_access_enabled(&self) -> bool {
+        self.node_access.is_some_and(|n| n.enabled)
+    }
+
+    /// Names of the user Secrets the operator must read to validate the spec.
+    /// TLS Secrets of the Ingress are the ingress controller's business and are not read.
+    pub fn referenced_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(auth) = &self.server.auth {
+            if let Some(h) = &auth.htpasswd {
+                out.push(h.secret.secret_name.clone());
+            }
+            if let Some(t) = &auth.token {
+                out.push(t.users.secret_name.clone());
+            }
+            if let Some(e) = &auth.external_token {
+                out.push(e.root_cert_bundle.secret_name.clone());
+            }
+        }
+        if let Some(tls) = &self.server.tls {
+            out.push(tls.secret_name.clone());
+        }
+        if let Some(c) = self.server.storage.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
+            out.push(c.secret_name.clone());
+        }
+        out
+    }
+}
