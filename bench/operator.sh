@@ -304,8 +304,8 @@ cp "$WORK/operator.log" "$WHARF_CACHE/bench/operator-last.log"
 cp "$TIMELINE" "$WHARF_CACHE/bench/operator-last-timeline.tsv"
 
 # ---------------------------------------------------------------- report
-# The operator requeues a healthy Registry after RESYNC (registry_controller::RESYNC).
-RESYNC_SECS=$(grep -E 'pub const RESYNC: Duration = Duration::from_secs\([0-9]+\)' "$ROOT/operator/src/registry_controller/mod.rs" |
+# The operator requeues a healthy Registry after RESYNC (reconcile::RESYNC).
+RESYNC_SECS=$(grep -E 'pub const RESYNC: Duration = Duration::from_secs\([0-9]+\)' "$ROOT/operator/src/reconcile/mod.rs" |
     sed -E 's/.*from_secs\(([0-9]+)\).*/\1/' || true)
 RESYNC_SECS=${RESYNC_SECS:-3600}
 # Each Registry is requeued RESYNC after its last reconcile, which was before
