@@ -4,7 +4,7 @@
 #   - config: numeric non-root User (65532), Entrypoint, Cmd, OCI labels, and
 #     org.opencontainers.image.version equal to the Cargo workspace version;
 #   - skopeo reads the same config from the layout;
-#   - the Dockerfiles say the same (non-root USER, labels, entrypoint).
+#   - the Dockerfile's stages say the same (non-root USER, labels, entrypoint).
 # Prints the compressed size of each image. Every check runs; any failure makes
 # the exit status non-zero.
 #
@@ -80,16 +80,20 @@ for n in "${names[@]}"; do
     ok "$n config: $(jq -c '.config | {User, Entrypoint, Cmd}' <<<"$config"), labels ${labels[*]}, version $version; skopeo agrees"
 done
 
-# --- the Dockerfiles build the same images for Docker users -------------------
+# --- the Dockerfile builds the same images for Docker users -----------------
+# One Dockerfile, a stage per image on a shared base (user, common labels).
+stage() { awk -v s="$1" '/^FROM /{on = ($NF == s || $NF == "base")} on' Dockerfile; }
 for n in "${names[@]}"; do
   before=$failures
-  f=${n#wharf-}/Dockerfile
-  grep -qx 'USER 65532:65532' "$f" || fail "$f: no 'USER 65532:65532'"
-  grep -qF "ENTRYPOINT [\"/usr/local/bin/$n\"]" "$f" || fail "$f: ENTRYPOINT is not [\"/usr/local/bin/$n\"]"
+  f="Dockerfile (stage $n)"
+  text=$(stage "$n")
+  grep -q "AS $n\$" Dockerfile || fail "Dockerfile: no stage $n"
+  grep -qx 'USER 65532:65532' <<<"$text" || fail "$f: no 'USER 65532:65532'"
+  grep -qF "ENTRYPOINT [\"/usr/local/bin/$n\"]" <<<"$text" || fail "$f: ENTRYPOINT is not [\"/usr/local/bin/$n\"]"
   want_cmd=$(jq -r 'map("\"" + . + "\"") | join(", ")' <<<"${cmd[$n]}")
-  grep -qF "CMD [$want_cmd]" "$f" || fail "$f: CMD is not [$want_cmd]"
+  grep -qF "CMD [$want_cmd]" <<<"$text" || fail "$f: CMD is not [$want_cmd]"
   for l in title version source licenses; do
-    grep -q "org.opencontainers.image.$l=" "$f" || fail "$f: no label org.opencontainers.image.$l"
+    grep -q "org.opencontainers.image.$l=" <<<"$text" || fail "$f: no label org.opencontainers.image.$l"
   done
   [ "$before" != "$failures" ] || ok "$f agrees (USER, ENTRYPOINT, CMD, labels)"
 done
