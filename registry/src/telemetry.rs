@@ -1,15 +1,22 @@
 //! Logging as registry:2 does it: `log.level`, `log.formatter` (text in
-//! logrus style, or JSON) and `log.fields` added to every line.
+//! logrus style, or JSON) and `log.fields` added to every line. Spans go to
+//! an OTLP collector when one is configured ([`otlp`]).
+
+pub mod otlp;
 
 use std::fmt;
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Log, LogFormatter, LogLevel};
 
@@ -83,7 +90,9 @@ where
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.level` when set.
-pub fn init(log: &Log) {
+/// Returns the OTLP exporter when `OTEL_EXPORTER_OTLP_*ENDPOINT` turned it on
+/// (hand it to [`otlp::shutdown`] when serving stops).
+pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
     let level = match log.level.unwrap_or(LogLevel::Info) {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -94,6 +103,9 @@ pub fn init(log: &Log) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
     let fields = log.fields.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
     let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(format).try_init();
+    let provider = otlp::from_env("wharf-registry")?;
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(format).with_filter(filter);
+    let spans = provider.as_ref().map(|p| otlp::layer(p, "wharf_registry"));
+    let _ = tracing_subscriber::registry().with(lines).with(spans).try_init();
+    Ok(provider)
 }
