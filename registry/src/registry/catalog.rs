@@ -7,6 +7,7 @@ use crate::storage::paths;
 
 impl Registry {
     /// All repository names (those with manifests or layers), sorted.
+    #[tracing::instrument(skip_all)]
     pub async fn catalog(&self) -> Result<Vec<RepoName>> {
         self.repositories_with(&[paths::MANIFESTS_DIR, paths::LAYERS_DIR]).await
     }

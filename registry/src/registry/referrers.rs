@@ -11,6 +11,7 @@ use super::reference::RepoName;
 use super::{Registry, Result};
 
 impl Registry {
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %subject))]
     pub async fn referrers(
         &self,
         repo: &RepoName,
