@@ -3,6 +3,7 @@
 //! an OTLP collector when one is configured ([`otlp`]).
 
 pub mod otlp;
+mod span_log;
 
 use std::fmt;
 
@@ -12,7 +13,8 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::{FmtSpan, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -24,6 +26,8 @@ struct Format {
     json: bool,
     fields: Map<String, Value>,
 }
+
+// Also a span's fields, kept until it closes (`span_log`).
 
 #[derive(Default)]
 struct Collect(Map<String, Value>);
@@ -54,10 +58,15 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut c = Collect::default();
         event.record(&mut c);
-        let msg = c.0.remove("message").unwrap_or(Value::String(String::new()));
+        let mut msg = c.0.remove("message").unwrap_or(Value::String(String::new()));
+        // Span events come only at debug (see `init`): a span closed.
+        if event.metadata().is_span() {
+            c = span_log::closed(ctx, event, c);
+            msg = Value::String("span closed".into());
+        }
         let time =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let level = event.metadata().level().as_str().to_lowercase();
@@ -103,8 +112,15 @@ pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
     let fields = log.fields.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
     let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
+    // Where DEBUG is logged, so is every span's time when it closes.
+    let span_times = filter.max_level_hint().is_some_and(|l| l >= LevelFilter::DEBUG);
     let provider = otlp::from_env("wharf-registry")?;
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(format).with_filter(filter);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_span_events(if span_times { FmtSpan::CLOSE } else { FmtSpan::NONE })
+        .event_format(format)
+        .and_then(span_times.then_some(span_log::KeepFields))
+        .with_filter(filter);
     let spans = provider.as_ref().map(|p| otlp::layer(p, "wharf_registry"));
     let _ = tracing_subscriber::registry().with(lines).with(spans).try_init();
     Ok(provider)

@@ -257,7 +257,11 @@ fn start_registry(root: &std::path::Path, env: &[(&str, &str)]) -> Registry {
     cmd.arg("serve").arg(&config).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("REGISTRY_") || k.starts_with("OTEL_") || k.to_ascii_lowercase().ends_with("_proxy") {
+        if k.starts_with("REGISTRY_")
+            || k.starts_with("OTEL_")
+            || k == "RUST_LOG"
+            || k.to_ascii_lowercase().ends_with("_proxy")
+        {
             cmd.env_remove(&k);
         }
     }
@@ -315,4 +319,46 @@ fn spans_leave_over_otlp_when_an_endpoint_is_set() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- RUST_LOG
+
+/// Pushes one blob (POST, then PUT with the bytes) with a blocking client.
+fn push_blob(reg: &Registry, repo: &str, blob: &[u8]) {
+    let http = common::http();
+    let r = http.post(format!("http://{}/v2/{repo}/blobs/uploads/", reg.addr)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with('/') { format!("http://{}{location}", reg.addr) } else { location };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = http.put(format!("{location}{sep}digest={}", digest(blob))).body(blob.to_vec()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+}
+
+/// Where the log lets DEBUG through (`RUST_LOG`), each span adds a line
+/// when it closes: its name, parent, fields and time. At `info` the log
+/// has no such line.
+#[test]
+fn debug_logs_show_where_a_push_spent_its_time() {
+    let blob = b"where did the time go".to_vec();
+    let root = tempfile::tempdir().unwrap();
+    let reg = start_registry(root.path(), &[("RUST_LOG", "info,wharf_registry=debug")]);
+    push_blob(&reg, "trace/log", &blob);
+    let wait = |needle: &str| reg.log.wait_for(needle, Duration::from_secs(30)).unwrap();
+    // Children close before their parents: the storage call, its operation, the request.
+    let commit = wait("span=storage.commit");
+    assert!(commit.contains("msg=\"span closed\"") && commit.contains("parent=upload_complete"), "{commit}");
+    assert!(commit.contains("time.busy=") && commit.contains("time.idle="), "{commit}");
+    let op = wait("span=upload_complete");
+    assert!(op.contains("parent=request") && op.contains("repo=trace/log"), "{op}");
+    assert!(op.contains(&format!("digest={}", digest(&blob))) && op.contains("bytes=21"), "{op}");
+    let request = wait("span=request");
+    assert!(request.contains("route=upload") && request.contains("status=201"), "{request}");
+
+    let quiet = tempfile::tempdir().unwrap();
+    let reg = start_registry(quiet.path(), &[]);
+    push_blob(&reg, "trace/log", &blob);
+    reg.log.wait_for("status=201", Duration::from_secs(30)).unwrap();
+    // The request's spans closed before its line was written.
+    assert!(!reg.log.text().contains("span closed"), "span lines at info:\n{}", reg.log.text());
 }
