@@ -49,6 +49,10 @@ fn child<'a>(spans: &'a [SpanData], parent: &SpanData, name: &str, tree: &str) -
     found[0]
 }
 
+/// The trace a (tracing) client's manifest PUT belongs to, and its span.
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
 async fn push(client: &reqwest::Client, base: &str, repo: &str, layer: &[u8], config: &[u8]) -> String {
     // The layer in two requests (a PATCH, then the closing PUT), the config in one.
     for (blob, chunked) in [(layer, true), (config, false)] {
@@ -76,6 +80,7 @@ async fn push(client: &reqwest::Client, base: &str, repo: &str, layer: &[u8], co
     let r = client
         .put(format!("{base}/v2/{repo}/manifests/v1"))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
         .body(manifest.clone())
         .send()
         .await
@@ -125,7 +130,17 @@ async fn a_push_traces_request_then_operation_then_storage() {
 
     let spans = exporter.get_finished_spans().unwrap();
     let mut tree = String::new();
-    render(&spans, SpanId::INVALID, 0, &mut tree);
+    // Roots: spans whose parent is not here (none, or the caller's remote span).
+    let here: std::collections::HashSet<SpanId> = spans.iter().map(|s| s.span_context.span_id()).collect();
+    let mut roots: Vec<SpanId> = Vec::new();
+    for p in spans.iter().map(|s| s.parent_span_id).filter(|p| !here.contains(p)) {
+        if !roots.contains(&p) {
+            roots.push(p);
+        }
+    }
+    for root in roots {
+        render(&spans, root, 0, &mut tree);
+    }
     eprintln!("{tree}");
 
     let requests = |name: &str| -> Vec<&SpanData> {
@@ -158,8 +173,11 @@ async fn a_push_traces_request_then_operation_then_storage() {
     assert_eq!(attr(part, "bytes").as_deref(), Some("100000"), "{tree}");
 
     // The manifest: request → manifest_put (digest, bytes) → the manifest's bytes put.
-    let put_manifest = requests("PUT manifest");
+    // Its request carried a W3C traceparent: the request span continues that trace.
+    let put_manifest: Vec<&SpanData> = spans.iter().filter(|s| s.name == "PUT manifest").collect();
     assert_eq!(put_manifest.len(), 1, "{tree}");
+    assert_eq!(put_manifest[0].span_context.trace_id().to_string(), CALLER_TRACE);
+    assert_eq!(put_manifest[0].parent_span_id.to_string(), CALLER_SPAN);
     let op = child(&spans, put_manifest[0], "manifest_put", &tree);
     assert_eq!(attr(op, "repo").as_deref(), Some(repo), "{tree}");
     assert_eq!(attr(op, "digest"), Some(manifest.clone()), "{tree}");

@@ -180,6 +180,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         bytes = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    crate::telemetry::otlp::continue_trace(&span, &ctx.headers);
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
     let parsed = parsed.and_then(|ep| mirror::route(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));

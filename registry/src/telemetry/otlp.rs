@@ -10,15 +10,25 @@
 //! `_TIMEOUT`, `_COMPRESSION`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`,
 //! `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context as _;
+use axum::http::HeaderMap;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Level;
 use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::registry::LookupSpan;
+
+/// Whether spans are exported (a layer was built): requests then continue a
+/// caller's trace.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Whether the environment asks for OTLP export (`env` reads a variable).
 pub fn requested(env: impl Fn(&str) -> Option<String>) -> bool {
@@ -61,8 +71,29 @@ pub fn layer<S>(provider: &SdkTracerProvider, crate_target: &'static str) -> imp
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    EXPORTING.store(true, Ordering::Relaxed);
     let filter = Targets::new().with_default(Level::INFO).with_target(crate_target, Level::DEBUG);
     tracing_opentelemetry::layer().with_tracer(provider.tracer(crate_target)).with_filter(filter)
+}
+
+/// Makes a request's span continue the trace that its W3C `traceparent`
+/// header names (a tracing proxy's or client's), as distribution v3 does.
+pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    if EXPORTING.load(Ordering::Relaxed) && headers.contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        let _ = span.set_parent(parent);
+    }
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// Flushes what is still queued; called once serving has stopped.
