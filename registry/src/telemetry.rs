@@ -13,7 +13,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::{FmtSpan, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -27,8 +27,7 @@ struct Format {
     fields: Map<String, Value>,
 }
 
-// Also a span's fields, kept until it closes (`span_log`).
-
+/// An event's fields, or a span's kept until it closes (`span_log`).
 #[derive(Default)]
 struct Collect(Map<String, Value>);
 
@@ -114,6 +113,9 @@ pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
     let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
     // Where DEBUG is logged, so is every span's time when it closes.
     let span_times = filter.max_level_hint().is_some_and(|l| l >= LevelFilter::DEBUG);
+    // Otherwise the log takes no spans: without OTLP they are then never built
+    // (the log line carries the request's fields itself).
+    let filter = filter.and(filter_fn(move |m| span_times || m.is_event()));
     let provider = otlp::from_env("wharf-registry")?;
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
