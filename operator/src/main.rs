@@ -115,16 +115,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::NodeAgent(args) => {
-            telemetry::init(!args.text_logs);
+            let otlp = telemetry::init(!args.text_logs)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(node_agent::run(args, shutdown_signal()))?;
-            Ok(())
+            let result = rt.block_on(node_agent::run(args, shutdown_signal())).map_err(anyhow::Error::from);
+            telemetry::shutdown(otlp);
+            result
         }
         Command::Run { common, namespaces, listen, leader_election, lease_name, identity, text_logs } => {
-            telemetry::init(!text_logs);
+            let otlp = telemetry::init(!text_logs)?;
             let settings = settings_from(&common)?;
             let lease_namespace = common.operator_namespace.clone();
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(RunArgs {
+            let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(RunArgs {
                 settings,
                 namespaces,
                 listen,
@@ -135,7 +136,9 @@ fn main() -> anyhow::Result<()> {
                     lease_duration: Duration::from_secs(15),
                     retry_period: Duration::from_secs(4),
                 }),
-            }))
+            }));
+            telemetry::shutdown(otlp);
+            result
         }
     }
 }

@@ -117,7 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    telemetry::init(&config.log);
+    let otlp = telemetry::init(&config.log)?;
     let app = build(&config)?;
     let mut limits = server::Limits::from_config(&config.http);
     limits.tls = match &config.http.tls {
@@ -166,6 +166,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and tools wait for this exact line.
     tracing::info!("listening on {}", listener.local_addr()?);
     server::serve(listener, app.router, limits, shutdown_signal()).await?;
+    // The last spans leave before the process does (a blocking flush).
+    let _ = tokio::task::spawn_blocking(move || telemetry::otlp::shutdown(otlp)).await;
     tracing::info!("stopped");
     Ok(())
 }

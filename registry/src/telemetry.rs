@@ -1,15 +1,24 @@
 //! Logging as registry:2 does it: `log.level`, `log.formatter` (text in
-//! logrus style, or JSON) and `log.fields` added to every line.
+//! logrus style, or JSON) and `log.fields` added to every line. Spans go to
+//! an OTLP collector when one is configured ([`otlp`]).
+
+pub mod otlp;
+mod span_log;
 
 use std::fmt;
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, filter_fn};
+use tracing_subscriber::fmt::format::{FmtSpan, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Log, LogFormatter, LogLevel};
 
@@ -18,6 +27,7 @@ struct Format {
     fields: Map<String, Value>,
 }
 
+/// An event's fields, or a span's kept until it closes (`span_log`).
 #[derive(Default)]
 struct Collect(Map<String, Value>);
 
@@ -47,10 +57,15 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut c = Collect::default();
         event.record(&mut c);
-        let msg = c.0.remove("message").unwrap_or(Value::String(String::new()));
+        let mut msg = c.0.remove("message").unwrap_or(Value::String(String::new()));
+        // Span events come only at debug (see `init`): a span closed.
+        if event.metadata().is_span() {
+            c = span_log::closed(ctx, event, c);
+            msg = Value::String("span closed".into());
+        }
         let time =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let level = event.metadata().level().as_str().to_lowercase();
@@ -83,7 +98,9 @@ where
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.level` when set.
-pub fn init(log: &Log) {
+/// Returns the OTLP exporter when `OTEL_EXPORTER_OTLP_*ENDPOINT` turned it on
+/// (hand it to [`otlp::shutdown`] when serving stops).
+pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
     let level = match log.level.unwrap_or(LogLevel::Info) {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -94,6 +111,19 @@ pub fn init(log: &Log) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
     let fields = log.fields.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
     let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(format).try_init();
+    // Where DEBUG is logged, so is every span's time when it closes.
+    let span_times = filter.max_level_hint().is_some_and(|l| l >= LevelFilter::DEBUG);
+    // Otherwise the log takes no spans: without OTLP they are then never built
+    // (the log line carries the request's fields itself).
+    let filter = filter.and(filter_fn(move |m| span_times || m.is_event()));
+    let provider = otlp::from_env("wharf-registry")?;
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_span_events(if span_times { FmtSpan::CLOSE } else { FmtSpan::NONE })
+        .event_format(format)
+        .and_then(span_times.then_some(span_log::KeepFields))
+        .with_filter(filter);
+    let spans = provider.as_ref().map(|p| otlp::layer(p, "wharf_registry"));
+    let _ = tracing_subscriber::registry().with(lines).with(spans).try_init();
+    Ok(provider)
 }

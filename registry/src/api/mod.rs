@@ -166,23 +166,39 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let parsed = endpoint::parse_request(rest, &ctx.method);
     let kind = parsed.as_ref().map(Endpoint::kind).unwrap_or("invalid");
     let repository = parsed.as_ref().ok().and_then(|e| e.repository()).map(|r| r.to_string());
+    // The root of a request's trace: the route, never the raw path (it may carry `_state` or credentials).
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {kind}"),
+        otel.kind = "server",
+        method = %method,
+        route = kind,
+        repository = repository.as_deref().unwrap_or(""),
+        status = tracing::field::Empty,
+        bytes = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::otlp::continue_trace(&span, &ctx.headers);
     // Mirrored repositories (issue 4) are renamed to their local name before
     // auth, so access rules see it; pushes into them are refused here.
     let parsed = parsed.and_then(|ep| mirror::select(&state, ep, &ctx.method, ctx.query("ns"), &ctx.headers));
-    let mut resp = match parsed {
-        Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
-            Ok(identity) => {
-                ctx.identity = Some(identity);
-                match mirrored {
-                    Some(target) => mirror::handle(&ctx, target, ep, body).await,
-                    None => handle(&ctx, ep, body).await,
+    let handled = async {
+        match parsed {
+            Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
+                Ok(identity) => {
+                    ctx.identity = Some(identity);
+                    match mirrored {
+                        Some(target) => mirror::handle(&ctx, target, ep, body).await,
+                        None => handle(&ctx, ep, body).await,
+                    }
+                    .unwrap_or_else(IntoResponse::into_response)
                 }
-                .unwrap_or_else(IntoResponse::into_response)
-            }
-            Err(denial) => ApiError::from(denial).into_response(),
-        },
-        Err(e) => e.into_response(),
+                Err(denial) => ApiError::from(denial).into_response(),
+            },
+            Err(e) => e.into_response(),
+        }
     };
+    let mut resp = tracing::Instrument::instrument(handled, span.clone()).await;
 
     let h = resp.headers_mut();
     h.insert(HeaderName::from_static("docker-distribution-api-version"), HeaderValue::from_static("registry/2.0"));
@@ -199,6 +215,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     if method != Method::HEAD {
         crate::metrics::bytes_sent(bytes);
     }
+    span.record("status", status).record("bytes", bytes);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    drop(span);
     let elapsed = started.elapsed();
     crate::metrics::request(kind, method.as_str(), status, elapsed);
     tracing::info!(

@@ -284,10 +284,10 @@ impl Mirror {
         }
         let key = (creds.key(), local.to_string(), reference.to_string());
         let (me, t2, r, c) = (self.clone(), t.clone(), reference.clone(), creds.clone());
+        // The flight is traced under the request that started it.
+        let refresh = tracing::Instrument::in_current_span(async move { me.refresh(&t2, &r, cached, &c).await });
         self.manifests
-            .run(key, async move { me.refresh(&t2, &r, cached, &c).await }, || {
-                Err(Arc::new(Error::Store("the manifest fetch task panicked".into())))
-            })
+            .run(key, refresh, || Err(Arc::new(Error::Store("the manifest fetch task panicked".into()))))
             .await
     }
 
@@ -333,6 +333,7 @@ impl Mirror {
         }
     }
 
+    #[tracing::instrument(name = "mirror_fill_manifest", skip_all, fields(upstream = %t.upstream.label(), repo = %t.local, reference = %reference))]
     async fn fetch_manifest(&self, t: &Target, reference: &Reference, creds: &Credentials) -> Result<(), Error> {
         let (body, media_type) = t.upstream.manifest_get(&t.remote, &reference.to_string(), creds).await?;
         let digest = match reference {
@@ -402,8 +403,10 @@ impl Mirror {
         map.insert(key.clone(), flight.clone());
         drop(map);
         let (me, t, d, c) = (self.clone(), t.clone(), digest.clone(), creds.clone());
+        // The flight is traced under the request that started it.
+        let in_span = tracing::Span::current();
         tokio::spawn(async move {
-            let result = me.fetch_blob(&t, &d, &c, &publisher).await;
+            let result = tracing::Instrument::instrument(me.fetch_blob(&t, &d, &c, &publisher), in_span).await;
             match result {
                 Ok(size) => publisher.send(Progress::Done { size }),
                 Err(e) => {
@@ -435,6 +438,7 @@ impl Mirror {
 
     /// Fetches a blob through an upload session (verified, then committed)
     /// while its readers take the bytes from memory.
+    #[tracing::instrument(name = "mirror_fill_blob", skip_all, fields(upstream = %t.upstream.label(), repo = %t.local, digest = %d))]
     async fn fetch_blob(&self, t: &Target, d: &Digest, creds: &Credentials, out: &Publisher) -> Result<u64, Error> {
         let store = Error::from;
         if let Some(size) = self.registry.blob_stored(d).await.map_err(store)? {

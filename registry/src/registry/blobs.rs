@@ -18,6 +18,7 @@ pub struct BlobRead {
 
 impl Registry {
     /// The size of a blob linked into `repo`.
+    #[tracing::instrument(level = "debug", skip_all, fields(repo = %repo, digest = %digest))]
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         if self.read_link(&Path::LayerLink(repo.as_str(), digest).key()).await?.as_ref() != Some(digest) {
             return Err(Error::BlobUnknown(digest.clone()));
@@ -41,6 +42,7 @@ impl Registry {
     }
 
     /// Streams a blob, or the inclusive byte range `range` of it.
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %digest, bytes = tracing::field::Empty))]
     pub async fn blob_read(&self, repo: &RepoName, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
         let size = self.blob_size(repo, digest).await?;
         let served = match range {
@@ -51,6 +53,7 @@ impl Registry {
             Some((start, end)) => (start, Some(end - start + 1)),
             None => (0, None),
         };
+        tracing::Span::current().record("bytes", len.unwrap_or(size));
         let body = match self.backend.read(&Path::BlobData(digest).key(), offset, len).await {
             Ok(body) => body,
             Err(e) if e.is_not_found() => return Err(Error::BlobUnknown(digest.clone())),
@@ -61,6 +64,7 @@ impl Registry {
 
     /// Unlinks a blob from a repository. The bytes stay in the global store
     /// until garbage collection, as in registry:2.
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %digest))]
     pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.check_delete()?;
         match self.backend.delete(&Path::Layer(repo.as_str(), digest).key()).await {
@@ -72,6 +76,7 @@ impl Registry {
 
     /// Links a blob that `from` already has into `repo`. Returns false when
     /// `from` does not have it, so the caller can fall back to an upload.
+    #[tracing::instrument(skip_all, fields(repo = %repo, from = %from, digest = %digest))]
     pub async fn blob_mount(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool> {
         self.check_writable()?;
         match self.blob_size(from, digest).await {

@@ -7,6 +7,7 @@ use crate::storage::{paths, walk};
 
 impl Registry {
     /// All repository names (those with manifests or layers), sorted.
+    #[tracing::instrument(skip_all)]
     pub async fn catalog(&self) -> Result<Vec<RepoName>> {
         Ok(walk::repositories_with(&*self.backend, &[paths::MANIFESTS_DIR, paths::LAYERS_DIR]).await?)
     }

@@ -39,6 +39,7 @@ impl Registry {
     /// Marks and sweeps; with `dry_run` nothing is deleted. With
     /// `delete_untagged`, manifests no tag reaches (directly or as an index's
     /// child) are deleted first, as registry:2's `--delete-untagged`.
+    #[tracing::instrument(skip_all, fields(dry_run = dry_run, delete_untagged = delete_untagged))]
     pub async fn garbage_collect(&self, min_age: Duration, dry_run: bool, delete_untagged: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut marked: HashSet<Digest> = HashSet::new();

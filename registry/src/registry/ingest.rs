@@ -23,16 +23,22 @@ impl Registry {
     }
 
     /// Links a stored blob into `repo`.
+    #[tracing::instrument(level = "debug", skip_all, fields(repo = %repo, digest = %digest))]
     pub async fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await
     }
 
     /// Stores `body` as the blob `digest` and links it into `repo`, through
     /// an upload session like any push; a failed fill leaves no session.
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %digest, bytes = tracing::field::Empty))]
     pub async fn blob_ingest(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<u64> {
         let session = self.upload_start(repo).await?;
         match self.upload_complete(repo, &session.id, digest, None, Some(body)).await {
-            Ok(()) => self.blob_stored(digest).await?.ok_or_else(|| Error::BlobUnknown(digest.clone())),
+            Ok(()) => {
+                let size = self.blob_stored(digest).await?.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+                tracing::Span::current().record("bytes", size);
+                Ok(size)
+            }
             Err(e) => {
                 self.discard_upload(repo, &session.id).await;
                 Err(e)
@@ -51,6 +57,7 @@ impl Registry {
 
     /// Stores a manifest the caller has verified against `digest`, in the
     /// registry's commit order: bytes, revision link, tag index, tag current.
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %digest, bytes = body.len()))]
     pub async fn manifest_ingest(
         &self,
         repo: &RepoName,

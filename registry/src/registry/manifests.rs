@@ -32,6 +32,7 @@ pub struct PutManifest {
 
 impl Registry {
     /// Resolves a tag or digest to the digest of a manifest this repository has.
+    #[tracing::instrument(level = "debug", skip_all, fields(repo = %repo, reference = %reference))]
     pub async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Digest> {
         let unknown = || Error::ManifestUnknown(format!("{repo}:{reference}"));
         let digest = match reference {
@@ -46,6 +47,7 @@ impl Registry {
         Ok(digest)
     }
 
+    #[tracing::instrument(skip_all, fields(repo = %repo, reference = %reference, digest = tracing::field::Empty, bytes = tracing::field::Empty))]
     pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
         let digest = self.resolve(repo, reference).await?;
         let body = match self.backend.get(&Path::BlobData(&digest).key()).await {
@@ -53,6 +55,7 @@ impl Registry {
             Err(e) if e.is_not_found() => return Err(Error::ManifestUnknown(format!("{repo}@{digest}"))),
             Err(e) => return Err(e.into()),
         };
+        tracing::Span::current().record("digest", tracing::field::display(&digest)).record("bytes", body.len());
         let parsed = self.parsed_manifest(&digest, &body)?;
         Ok(StoredManifest { digest, media_type: parsed.media_type.clone(), body })
     }
@@ -71,6 +74,7 @@ impl Registry {
         Ok(parsed)
     }
 
+    #[tracing::instrument(skip_all, fields(repo = %repo, reference = %reference, digest = tracing::field::Empty, bytes = body.len()))]
     pub async fn manifest_put(
         &self,
         repo: &RepoName,
@@ -91,6 +95,7 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::sha256_of(&body),
         };
+        tracing::Span::current().record("digest", tracing::field::display(&digest));
         for blob in &parsed.blobs {
             match self.blob_size(repo, blob).await {
                 Ok(_) => {}
@@ -127,6 +132,7 @@ impl Registry {
 
     /// Deletes a tag, or a manifest revision together with every tag that
     /// currently points to it (as registry:2 does).
+    #[tracing::instrument(skip_all, fields(repo = %repo, reference = %reference))]
     pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         self.check_delete()?;
         match reference {
@@ -154,6 +160,7 @@ impl Registry {
     /// A tag directory without a `current` link is a tag PUT cut short by a
     /// crash (its directories exist before the link does); it names
     /// nothing, so it is not listed.
+    #[tracing::instrument(skip_all, fields(repo = %repo))]
     pub async fn tags(&self, repo: &RepoName) -> Result<Vec<Tag>> {
         match self.backend.list(&Path::TagsRoot(repo.as_str()).key()).await {
             Ok(names) => {
@@ -177,6 +184,7 @@ impl Registry {
     }
 
     /// Every manifest revision the repository holds.
+    #[tracing::instrument(level = "debug", skip_all, fields(repo = %repo))]
     pub async fn revisions(&self, repo: &RepoName) -> Result<Vec<Digest>> {
         Ok(walk::linked_digests(&*self.backend, |alg| Path::RevisionsRoot(repo.as_str(), alg).key()).await?)
     }

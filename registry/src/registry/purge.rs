@@ -10,6 +10,7 @@ use super::{Registry, Result};
 
 impl Registry {
     /// Deletes sessions that started more than `age` ago; returns how many.
+    #[tracing::instrument(skip_all, fields(dry_run = dry_run))]
     pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<usize> {
         let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut purged = 0;

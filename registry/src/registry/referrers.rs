@@ -11,6 +11,7 @@ use super::{Registry, Result};
 use crate::oci::manifest::{OCI_INDEX, ReferrerDescriptor, ReferrersIndex};
 
 impl Registry {
+    #[tracing::instrument(skip_all, fields(repo = %repo, digest = %subject))]
     pub async fn referrers(
         &self,
         repo: &RepoName,

@@ -120,6 +120,7 @@ impl Registry {
     }
 
     /// Starts a new, empty session.
+    #[tracing::instrument(skip_all, fields(repo = %repo))]
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadStatus> {
         self.check_writable()?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -139,6 +140,7 @@ impl Registry {
         Session::load(self.backend.as_ref(), repo.as_str(), id).await
     }
 
+    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id))]
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
         let s = self.session(repo, id).await?;
         Ok(self.status(repo, id, s.size))
@@ -146,6 +148,7 @@ impl Registry {
 
     /// Appends a chunk. With `range`, the chunk must start where the session
     /// ends; without it (a streamed PATCH) it is simply appended.
+    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id, bytes = tracing::field::Empty))]
     pub async fn upload_append(
         &self,
         repo: &RepoName,
@@ -170,6 +173,7 @@ impl Registry {
         }
         let mut appender = Appender::new(&self.backend, repo.as_str(), id, &s);
         let (taken, broken) = appender.write(&mut s, body).await?;
+        tracing::Span::current().record("bytes", taken);
         // What arrived is kept even if the body broke off: the client can
         // resume from the session's status.
         appender.finish(&mut s, false).await?;
@@ -189,6 +193,7 @@ impl Registry {
 
     /// Appends the final chunk (if any), verifies the digest and commits the
     /// blob. Nothing is visible under the digest until it is verified.
+    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id, digest = %digest, bytes = tracing::field::Empty))]
     pub async fn upload_complete(
         &self,
         repo: &RepoName,
@@ -222,6 +227,7 @@ impl Registry {
             s.finished = true;
             s.save(self.backend.as_ref(), repo.as_str(), id).await?;
         }
+        tracing::Span::current().record("bytes", s.size);
         let actual = match s.hash.as_deref().and_then(Hasher::restore) {
             Some(h) if h.algorithm() == digest.alg() => h.finish(),
             _ => self.hash_stored(&data_key, digest.alg()).await?,
@@ -257,6 +263,7 @@ impl Registry {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key = key))]
     async fn hash_stored(&self, key: &str, alg: Algorithm) -> Result<Digest> {
         let mut hasher = Hasher::new(alg);
         let mut stream = self.backend.read(key, 0, None).await?;
@@ -282,6 +289,7 @@ impl Registry {
     }
 
     /// Cancels a session and deletes its data.
+    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id))]
     pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
         self.check_writable()?;
         self.session(repo, id).await?;

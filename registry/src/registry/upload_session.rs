@@ -205,8 +205,9 @@ impl<'a> Appender<'a> {
         self.land(s).await?;
         let (backend, key, upload) = (self.backend.clone(), self.data_key.clone(), s.upload.clone());
         let index = s.parts.len();
-        self.in_flight =
-            Some(tokio::spawn(async move { backend.put_part(&key, &upload, index, offset, chunks).await }));
+        // The write keeps the request's span, so its storage span nests under the upload.
+        let write = async move { backend.put_part(&key, &upload, index, offset, chunks).await };
+        self.in_flight = Some(tokio::spawn(tracing::Instrument::in_current_span(write)));
         if matches!(self.rule, PartRule::Fixed(_)) {
             // The index is taken now; the tag is filled in when it lands.
             s.parts.push(String::new());
