@@ -59,6 +59,7 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             Arc::new(storage::fs::Filesystem::new(root))
         }
     };
+    let backend: Arc<dyn storage::Backend> = Arc::new(storage::instrumented::Instrumented(backend));
     let upload_secret = match &config.http.secret {
         Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
         _ => {

@@ -113,29 +113,23 @@ impl Backend for Filesystem {
     // Small objects (links, manifests) are read inline: on a warm page cache
     // that costs microseconds, less than handing the call to a thread, and it
     // is the hot path of every manifest GET.
-    #[tracing::instrument(level = "debug", name = "storage.get", skip_all, fields(key = key, bytes = tracing::field::Empty))]
     async fn get(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
-        let data = fs::read(path).map(Bytes::from).map_err(|e| StorageError::io("get", key, e))?;
-        tracing::Span::current().record("bytes", data.len());
-        Ok(data)
+        fs::read(path).map(Bytes::from).map_err(|e| StorageError::io("get", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.put", skip_all, fields(key = key, bytes = data.len()))]
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
         let (sync, root) = (self.sync.clone(), self.root.clone());
         blocking("put", key, move || write_atomic(&*sync, &root, &path, &data)).await
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.put_scratch", skip_all, fields(key = key, bytes = data.len()))]
     async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
         let root = self.root.clone();
         blocking("put", key, move || write_atomic(&NoSync, &root, &path, &data)).await
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.stat", skip_all, fields(key = key))]
     async fn stat(&self, key: &str) -> Result<Meta> {
         let path = self.path(key)?;
         let m = fs::metadata(path).map_err(|e| StorageError::io("stat", key, e))?;
@@ -146,7 +140,6 @@ impl Backend for Filesystem {
         Ok(Meta { size: m.len(), modified: m.modified().ok() })
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.read", skip_all, fields(key = key, offset = offset, len = len))]
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
         let path = self.path(key)?;
         let k = key.to_string();
@@ -165,7 +158,6 @@ impl Backend for Filesystem {
         Ok(tokio_stream_from(rx))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.list", skip_all, fields(prefix = key))]
     async fn list(&self, key: &str) -> Result<Vec<String>> {
         let path = self.path(key)?;
         blocking("list", key, move || {
@@ -185,7 +177,6 @@ impl Backend for Filesystem {
         .await
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.delete", skip_all, fields(key = key))]
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         blocking("delete", key, move || {
@@ -195,7 +186,6 @@ impl Backend for Filesystem {
         .await
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.commit", skip_all, fields(from = from, to = to))]
     async fn commit(&self, from: &str, to: &str) -> Result<()> {
         let src = self.path(from)?;
         let dst = self.path(to)?;
@@ -218,7 +208,6 @@ impl Backend for Filesystem {
         PartRule::Append
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_start", skip_all, fields(key = key))]
     async fn parts_start(&self, key: &str) -> Result<String> {
         let path = self.path(key)?;
         blocking("create", key, move || {
@@ -229,7 +218,6 @@ impl Backend for Filesystem {
         Ok(String::new())
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.put_part", skip_all, fields(key = key, index = _index, offset = offset, bytes = data.iter().map(Bytes::len).sum::<usize>()))]
     async fn put_part(&self, key: &str, _upload: &str, _index: usize, offset: u64, data: Vec<Bytes>) -> Result<String> {
         let path = self.path(key)?;
         let k = key.to_string();
@@ -254,13 +242,11 @@ impl Backend for Filesystem {
         Ok(String::new())
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_finish", skip_all, fields(key = key, parts = _tags.len()))]
     async fn parts_finish(&self, key: &str, _upload: &str, _tags: Vec<String>) -> Result<()> {
         // The file already is the object; `commit` flushes it.
         self.stat(key).await.map(drop)
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_abort", skip_all, fields(key = key))]
     async fn parts_abort(&self, key: &str, _upload: &str) -> Result<()> {
         match self.delete(key).await {
             Err(e) if !e.is_not_found() => Err(e),

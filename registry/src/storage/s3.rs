@@ -264,30 +264,24 @@ impl Backend for S3 {
         "s3"
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.get", skip_all, fields(key = key, bytes = tracing::field::Empty))]
     async fn get(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
         let got = self.store.get(&path).await.map_err(|e| err("get", key, e))?;
-        let data = got.bytes().await.map_err(|e| err("get", key, e))?;
-        tracing::Span::current().record("bytes", data.len());
-        Ok(data)
+        got.bytes().await.map_err(|e| err("get", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.put", skip_all, fields(key = key, bytes = data.len()))]
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
         let opts = PutOptions { attributes: self.attributes(), ..Default::default() };
         self.store.put_opts(&path, PutPayload::from(data), opts).await.map(drop).map_err(|e| err("put", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.stat", skip_all, fields(key = key))]
     async fn stat(&self, key: &str) -> Result<Meta> {
         let path = self.path(key)?;
         let m = self.store.head(&path).await.map_err(|e| err("stat", key, e))?;
         Ok(Meta { size: m.size, modified: Some(m.last_modified.into()) })
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.read", skip_all, fields(key = key, offset = offset, len = len))]
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> Result<ByteStream> {
         let path = self.path(key)?;
         let range = if offset == 0 && len.is_none() {
@@ -311,7 +305,6 @@ impl Backend for S3 {
         Ok(got.into_stream().map_err(|e| io::Error::other(describe(&e))).boxed())
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.list", skip_all, fields(prefix = prefix))]
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let dir = self.path(prefix)?;
         let listing = self.store.list_with_delimiter(Some(&dir)).await.map_err(|e| err("list", prefix, e))?;
@@ -329,7 +322,6 @@ impl Backend for S3 {
         Ok(names)
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.delete", skip_all, fields(key = key))]
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         let mut doomed = self.objects_under(key).await?;
@@ -345,7 +337,6 @@ impl Backend for S3 {
         self.store.delete_stream(doomed).try_collect::<Vec<_>>().await.map(drop).map_err(|e| err("delete", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.commit", skip_all, fields(from = from, to = to))]
     async fn commit(&self, from: &str, to: &str) -> Result<()> {
         let size = self.stat(from).await?.size;
         if size <= self.copy_threshold {
@@ -361,14 +352,12 @@ impl Backend for S3 {
         PartRule::Fixed(self.part_size)
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_start", skip_all, fields(key = key))]
     async fn parts_start(&self, key: &str) -> Result<String> {
         let path = self.path(key)?;
         let opts = PutMultipartOptions { attributes: self.attributes(), ..Default::default() };
         self.store.create_multipart_opts(&path, opts).await.map_err(|e| err("create upload", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.put_part", skip_all, fields(key = key, index = index, offset = _offset, bytes = data.iter().map(Bytes::len).sum::<usize>()))]
     async fn put_part(&self, key: &str, upload: &str, index: usize, _offset: u64, data: Vec<Bytes>) -> Result<String> {
         if index as u64 >= MAX_PARTS {
             return Err(StorageError::Other {
@@ -390,7 +379,6 @@ impl Backend for S3 {
         Ok(part.content_id)
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_finish", skip_all, fields(key = key, parts = tags.len()))]
     async fn parts_finish(&self, key: &str, upload: &str, tags: Vec<String>) -> Result<()> {
         let path = self.path(key)?;
         let upload = upload.to_string();
@@ -403,7 +391,6 @@ impl Backend for S3 {
         self.store.complete_multipart(&path, &upload, parts).await.map(drop).map_err(|e| err("finish upload", key, e))
     }
 
-    #[tracing::instrument(level = "debug", name = "storage.parts_abort", skip_all, fields(key = key))]
     async fn parts_abort(&self, key: &str, upload: &str) -> Result<()> {
         let path = self.path(key)?;
         match self.store.abort_multipart(&path, &upload.to_string()).await {
