@@ -21,7 +21,7 @@ tools:
 
 lint:
 	python3 scripts/layers.py --selftest
-	python3 scripts/layers.py registry/src operator/src
+	python3 scripts/layers.py registry/src operator/src registry/tests operator/tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
