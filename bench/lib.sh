@@ -1,11 +1,15 @@
 # shellcheck shell=bash
 # Helpers the benchmark scripts share (sourced; the caller defines `die`).
 
-# A free TCP port on 127.0.0.1 (nothing answers on it).
+# A free TCP port on 127.0.0.1 (nothing answers on it), below the kernel's
+# ephemeral range: a port from that range can be taken by any client's
+# outgoing connection between this check and the server's bind.
 free_port() {
-    local p i
+    local p i low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((low > 11000)) || die "the ephemeral port range starts at $low: no room below it for benchmark servers"
     for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return
