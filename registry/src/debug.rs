@@ -1,7 +1,8 @@
 //! The debug listener (`http.debug.addr`): `/debug/health` checks storage,
 //! `/debug/ready` answers once storage is usable (for Kubernetes probes;
 //! its body says what is wrong when it is not), and Prometheus metrics at
-//! `http.debug.prometheus.path`.
+//! `http.debug.prometheus.path`. `/debug/gc` gives the last garbage
+//! collection's report (the operator shows it in the `Registry` status).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -77,7 +78,10 @@ impl Health {
 }
 
 pub fn router(health: Arc<Health>, metrics_path: Option<String>) -> Router {
-    let mut r = Router::new().route("/debug/health", get(health_check)).route("/debug/ready", get(ready));
+    let mut r = Router::new()
+        .route("/debug/health", get(health_check))
+        .route("/debug/ready", get(ready))
+        .route("/debug/gc", get(last_collection));
     if let Some(path) = metrics_path {
         r = r.route(&path, get(metrics));
     }
@@ -106,6 +110,16 @@ async fn health_check(State(h): State<Arc<Health>>) -> impl IntoResponse {
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::json!({ format!("storagedriver_{}", h.registry.storage_name()): msg }).to_string(),
         ),
+    }
+}
+
+/// The last collection by any replica or the CLI; 404 before the first.
+async fn last_collection(State(h): State<Arc<Health>>) -> impl IntoResponse {
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    match h.registry.last_collection().await {
+        Ok(Some(last)) => (StatusCode::OK, json, serde_json::to_string(&last).unwrap_or_default()),
+        Ok(None) => (StatusCode::NOT_FOUND, json, r#"{"error":"no garbage collection has run yet"}"#.to_string()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json, serde_json::json!({ "error": e.to_string() }).to_string()),
     }
 }
 

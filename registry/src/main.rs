@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use wharf_registry::config::{Config, DEFAULT_CONFIG, GoDuration};
+use wharf_registry::registry::gc::LastCollection;
 use wharf_registry::{build, debug, server, telemetry};
 
 #[derive(Parser)]
@@ -31,8 +32,8 @@ enum Command {
         /// Print what would be deleted; delete nothing.
         #[arg(short, long)]
         dry_run: bool,
-        /// Spare unreferenced blobs younger than this Go duration: a push uploads its layers
-        /// before the manifest that refers to them.
+        /// Spare unreferenced blobs written or referenced within this Go duration (at least 1m):
+        /// a push uploads its layers before the manifest that refers to them.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         min_age: Duration,
         /// Also delete manifests that no tag reaches (directly or as an index's child).
@@ -85,11 +86,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(config.as_deref())?;
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                 let app = build(&config)?;
-                let report = app
-                    .registry
-                    .garbage_collect(min_age, dry_run, delete_untagged)
-                    .await
-                    .context("garbage collection")?;
+                let started = std::time::Instant::now();
+                let outcome = app.registry.garbage_collect(min_age, dry_run, delete_untagged).await;
+                let last = LastCollection::of(&outcome, dry_run, started.elapsed());
+                app.registry.record_collection(&last).await;
+                let report = outcome.context("garbage collection")?;
                 let verb = if dry_run { "would delete" } else { "deleted" };
                 for m in &report.untagged_deleted {
                     println!("{verb} untagged manifest {m}");
@@ -98,13 +99,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{verb} blob {d}");
                 }
                 println!(
-                    "{} manifests mark {} blobs; {verb} {} unreferenced blobs ({} bytes); spared {} younger than {}",
+                    "{} manifests mark {} blobs; {verb} {} unreferenced blobs ({} bytes); spared {} younger than {} \
+                     and {} referenced since",
                     report.manifests,
                     report.marked,
                     report.deleted.len(),
                     report.freed_bytes,
                     report.spared_young,
-                    GoDuration(min_age),
+                    GoDuration(report.grace),
+                    report.spared_referenced,
                 );
                 Ok(())
             })
@@ -161,6 +164,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 }
             }
         });
+    }
+
+    if let Some(gc) = config.storage.gc.clone().filter(|g| g.enabled) {
+        tokio::spawn(wharf_registry::collector::run(app.registry.clone(), gc));
     }
 
     // Tests and tools wait for this exact line.

@@ -31,6 +31,23 @@ struct Metrics {
     bytes_sent: Counter,
     upload_sessions: Gauge,
     storage_errors: Counter,
+    gc: GcMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The online collector's (`storage.gc`) work; the CLI's runs report on stdout.
+#[derive(Default)]
+struct GcMetrics {
+    runs: Family<OutcomeLabel, Counter>,
+    reclaimed_bytes: Counter,
+    reclaimed_blobs: Counter,
+    manifests_deleted: Counter,
+    duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -52,7 +69,26 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Storage operations that failed with an internal error",
         storage_errors.clone(),
     );
-    Metrics { registry, requests, duration, bytes_received, bytes_sent, upload_sessions, storage_errors }
+    let gc = GcMetrics::default();
+    registry.register("gc_runs", "Online garbage collections by outcome (ok, failed)", gc.runs.clone());
+    registry.register(
+        "gc_reclaimed_bytes",
+        "Bytes of blobs deleted by online garbage collection",
+        gc.reclaimed_bytes.clone(),
+    );
+    registry.register("gc_reclaimed_blobs", "Blobs deleted by online garbage collection", gc.reclaimed_blobs.clone());
+    registry.register(
+        "gc_manifests_deleted",
+        "Untagged manifests deleted by online garbage collection",
+        gc.manifests_deleted.clone(),
+    );
+    registry.register("gc_duration_seconds", "How long the last online garbage collection took", gc.duration.clone());
+    registry.register(
+        "gc_last_success_timestamp_seconds",
+        "When the last online garbage collection finished without error (Unix time)",
+        gc.last_success.clone(),
+    );
+    Metrics { registry, requests, duration, bytes_received, bytes_sent, upload_sessions, storage_errors, gc }
 });
 
 pub fn request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -71,6 +107,25 @@ pub fn bytes_sent(n: u64) {
 
 pub fn storage_error() {
     METRICS.storage_errors.inc();
+}
+
+/// One online collection finished: what it reclaimed, or that it failed.
+pub fn gc_finished(reclaimed: Option<(u64, u64, u64)>, elapsed: Duration) {
+    let gc = &METRICS.gc;
+    gc.duration.set(elapsed.as_secs_f64());
+    match reclaimed {
+        Some((bytes, blobs, manifests)) => {
+            gc.runs.get_or_create(&OutcomeLabel { outcome: "ok" }).inc();
+            gc.reclaimed_bytes.inc_by(bytes);
+            gc.reclaimed_blobs.inc_by(blobs);
+            gc.manifests_deleted.inc_by(manifests);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            gc.last_success.set(now.as_secs_f64());
+        }
+        None => {
+            gc.runs.get_or_create(&OutcomeLabel { outcome: "failed" }).inc();
+        }
+    }
 }
 
 /// The text exposition, with the upload gauge read at scrape time.

@@ -11,6 +11,7 @@ use serde_yaml::{Mapping, Value};
 pub mod algorithm;
 pub mod auth;
 mod env;
+pub mod gc;
 pub mod mirror;
 pub mod realm;
 mod storage;
@@ -288,6 +289,14 @@ impl Config {
             if d.is_some_and(|d| d.0.is_zero()) {
                 return Err(key_error(key, "must be more than 0: a connection would be closed at once"));
             }
+        }
+        if self.storage.gc.as_ref().is_some_and(|g| g.enabled && g.interval.0.is_zero()) {
+            return Err(key_error("storage.gc.interval", "must be more than 0"));
+        }
+        if self.storage.gc.as_ref().is_some_and(|g| g.enabled)
+            && self.storage.maintenance.as_ref().and_then(|m| m.readonly).is_some_and(|r| r.enabled)
+        {
+            return Err(key_error("storage.gc", "cannot run on a read-only registry (storage.maintenance.readonly)"));
         }
         if self.http.maxconnections == Some(0) {
             return Err(key_error("http.maxconnections", "must be at least 1"));

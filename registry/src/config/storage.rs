@@ -21,6 +21,8 @@ pub struct Storage {
     pub cache: Option<Cache>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<super::gc::Gc>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

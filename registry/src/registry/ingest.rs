@@ -25,6 +25,9 @@ impl Registry {
     /// Links a stored blob into `repo`.
     #[tracing::instrument(level = "debug", skip_all, fields(repo = %repo, digest = %digest))]
     pub async fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        if !self.pin(&[digest]).await?.missing.is_empty() {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await
     }
 
@@ -65,6 +68,7 @@ impl Registry {
         body: Bytes,
         tag: Option<&Tag>,
     ) -> Result<()> {
+        self.pin(&[digest]).await?;
         let blob_key = Path::BlobData(digest).key();
         if self.backend.stat(&blob_key).await.is_err() {
             self.backend.put(&blob_key, body).await?;

@@ -108,6 +108,10 @@ impl Registry {
                 return Err(Error::ManifestBlobUnknown(child.clone()));
             }
         }
+        // Pinned before anything is written, so a collection running now
+        // cannot take what this manifest refers to (gc/protocol.rs).
+        let referenced: Vec<&Digest> = parsed.blobs.iter().chain(&parsed.children).chain([&digest]).collect();
+        let mut pin = self.pin(&referenced).await?;
         let blob_key = Path::BlobData(&digest).key();
         // The stored copy is compared, not just found: one damaged by a power
         // loss (before puts were flushed) is replaced by the verified body.
@@ -118,6 +122,12 @@ impl Registry {
         };
         if !intact {
             self.backend.put(&blob_key, body.clone()).await?;
+        }
+        if !pin.fresh() {
+            pin = self.pin(&referenced).await?;
+        }
+        if let Some(gone) = pin.missing.iter().find(|d| **d != digest) {
+            return Err(Error::ManifestBlobUnknown(gone.clone()));
         }
         self.write_link(&Path::RevisionLink(repo.as_str(), &digest).key(), &digest).await?;
         if let Reference::Tag(tag) = reference {

@@ -237,6 +237,9 @@ impl Registry {
             return Err(Error::DigestMismatch { expected: digest.clone(), actual });
         }
         let blob_key = Path::BlobData(digest).key();
+        // A blob already stored is referenced again: pinned, so a
+        // collection does not take it right after this push was told it is here.
+        self.pin(&[digest]).await?;
         if !self.blob_intact(&blob_key, s.size).await? {
             // The commit is durable (storage::sync on a filesystem) before
             // the link below makes the blob visible in the repository.

@@ -14,6 +14,12 @@
 //!     _uploads/<id>/startedat
 //!     _uploads/<id>/state                            the session (wharf's; JSON)
 //!     _uploads/<id>/pending/<offset>                 bytes short of a whole part
+//! wharf/gc/                                          wharf's own; distribution ignores it
+//!   refs/<alg>/<hex>                                 when a blob was last referenced (its mtime)
+//!   tombstones/<alg>-<hex>-<run>                     a collection is deleting that blob now
+//!   runs/<run>                                       a collection's start, on the store's clock
+//!   lease                                            which replica runs the online collection
+//!   last                                             the last collection's report (JSON)
 //! ```
 //!
 //! Callers pass names, tags and ids that were already validated by the API
@@ -22,6 +28,8 @@
 use crate::oci::digest::{Algorithm, Digest};
 
 const ROOT: &str = "docker/registry/v2";
+/// Wharf's own state, beside registry:2's tree so distribution never sees it.
+const GC_ROOT: &str = "wharf/gc";
 
 /// The names that mark a repository's directory (what the catalog, GC and
 /// upload purging look for while walking `repositories/`).
@@ -78,6 +86,21 @@ pub enum Path<'a> {
     UploadState(&'a str, &'a str),
     /// Bytes received at an offset that do not fill a whole part yet.
     UploadPending(&'a str, &'a str, u64),
+    /// `wharf/gc/refs/<alg>`: the reference markers of one algorithm.
+    GcReferencesRoot(Algorithm),
+    /// A blob's reference marker: its modification time is when a
+    /// manifest, upload or mirror fill last referred to the blob.
+    GcReference(&'a Digest),
+    /// `wharf/gc/tombstones`: the blobs collections are deleting right now.
+    GcTombstonesRoot,
+    /// One collection's tombstone for one blob (see [`tombstone_prefix`]).
+    GcTombstone(&'a Digest, &'a str),
+    /// An object a collection writes to read the store's clock.
+    GcRun(&'a str),
+    /// Which replica runs the online collection, until when.
+    GcLease,
+    /// The report of the last collection.
+    GcLast,
 }
 
 impl Path<'_> {
@@ -115,8 +138,30 @@ impl Path<'_> {
             Path::UploadStartedAt(name, id) => format!("{}/startedat", Path::Upload(name, id).key()),
             Path::UploadState(name, id) => format!("{}/state", Path::Upload(name, id).key()),
             Path::UploadPending(name, id, offset) => format!("{}/pending/{offset}", Path::Upload(name, id).key()),
+            Path::GcReferencesRoot(alg) => format!("{GC_ROOT}/refs/{}", alg.as_str()),
+            Path::GcReference(d) => format!("{GC_ROOT}/refs/{}/{}", d.algorithm(), d.hex()),
+            Path::GcTombstonesRoot => format!("{GC_ROOT}/tombstones"),
+            Path::GcTombstone(d, run) => format!("{GC_ROOT}/tombstones/{}{run}", tombstone_prefix(d)),
+            Path::GcRun(run) => format!("{GC_ROOT}/runs/{run}"),
+            Path::GcLease => format!("{GC_ROOT}/lease"),
+            Path::GcLast => format!("{GC_ROOT}/last"),
         }
     }
+}
+
+/// How the names in `wharf/gc/tombstones/` start for one blob. Tombstones
+/// are flat, so a writer finds every live one with a single listing (only
+/// blobs being deleted at this moment have one).
+pub fn tombstone_prefix(d: &Digest) -> String {
+    format!("{}-{}-", d.algorithm(), d.hex())
+}
+
+/// The blob and collection a name in `wharf/gc/tombstones/` stands for.
+pub fn tombstone_parts(name: &str) -> Option<(Digest, &str)> {
+    let (alg, rest) = name.split_once('-')?;
+    let (hex, run) = rest.split_once('-')?;
+    let digest: Digest = format!("{alg}:{hex}").parse().ok()?;
+    (!run.is_empty()).then_some((digest, run))
 }
 
 #[cfg(test)]
@@ -152,9 +197,14 @@ mod tests {
             (Path::UploadStartedAt("library/ubuntu", "u1"), format!("{r}/_uploads/u1/startedat")),
             (Path::UploadState("library/ubuntu", "u1"), format!("{r}/_uploads/u1/state")),
             (Path::UploadPending("library/ubuntu", "u1", 5), format!("{r}/_uploads/u1/pending/5")),
+            (Path::GcReference(&d), format!("wharf/gc/refs/sha256/{h}")),
+            (Path::GcTombstone(&d, "r1"), format!("wharf/gc/tombstones/sha256-{h}-r1")),
         ];
         for (path, want) in table {
             assert_eq!(path.key(), want, "{path:?}");
         }
+        let name = Path::GcTombstone(&d, "r1").key().rsplit('/').next().unwrap().to_string();
+        assert_eq!(tombstone_parts(&name), Some((d.clone(), "r1")));
+        assert_eq!(tombstone_parts("sha256-zz-r1"), None);
     }
 }

@@ -443,3 +443,23 @@ pub fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
 
 pub const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Moves the modification time of every file under `dir` `age` into the
+/// past: how the GC tests make content old without waiting for it.
+pub fn age_files(dir: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            age_files(&path, age);
+        } else if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+            f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        }
+    }
+}
+
+/// Ages a storage root's blobs and reference markers (not its links).
+pub fn age_content(root: &Path, age: Duration) {
+    age_files(&root.join("docker/registry/v2/blobs"), age);
+    age_files(&root.join("wharf/gc/refs"), age);
+}
