@@ -13,10 +13,12 @@ pub mod auth;
 mod env;
 pub mod mirror;
 pub mod realm;
+mod retention;
 mod storage;
 mod trusted_proxies;
 mod values;
 pub use auth::*;
+pub use retention::*;
 pub use storage::*;
 pub use trusted_proxies::TrustedProxies;
 pub use values::*;
@@ -264,6 +266,9 @@ impl Config {
                 "storage.cache.blobdescriptor",
                 format!("`{bd}` is not supported; only inmemory is"),
             ));
+        }
+        if let Some(r) = &self.storage.retention {
+            r.validate()?;
         }
         if let Some(net) = &self.http.net
             && net != "tcp"

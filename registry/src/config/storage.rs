@@ -21,6 +21,9 @@ pub struct Storage {
     pub cache: Option<Cache>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// Tag retention policies (issue 13): see `retention.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::retention::Retention>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
