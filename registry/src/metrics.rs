@@ -31,6 +31,7 @@ struct Metrics {
     bytes_sent: Counter,
     upload_sessions: Gauge,
     storage_errors: Counter,
+    retention_tags_deleted: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -42,6 +43,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let bytes_sent = Counter::default();
     let upload_sessions = Gauge::default();
     let storage_errors = Counter::default();
+    let retention_tags_deleted = Counter::default();
     registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
     registry.register("http_request_duration_seconds", "Time to produce response headers, by route", duration.clone());
     registry.register("bytes_received", "Request body bytes received", bytes_received.clone());
@@ -52,7 +54,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Storage operations that failed with an internal error",
         storage_errors.clone(),
     );
-    Metrics { registry, requests, duration, bytes_received, bytes_sent, upload_sessions, storage_errors }
+    registry.register(
+        "retention_tags_deleted",
+        "Tags deleted by retention policies (storage.retention)",
+        retention_tags_deleted.clone(),
+    );
+    Metrics {
+        registry,
+        requests,
+        duration,
+        bytes_received,
+        bytes_sent,
+        upload_sessions,
+        storage_errors,
+        retention_tags_deleted,
+    }
 });
 
 pub fn request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -71,6 +87,10 @@ pub fn bytes_sent(n: u64) {
 
 pub fn storage_error() {
     METRICS.storage_errors.inc();
+}
+
+pub fn retention_tags_deleted(n: usize) {
+    METRICS.retention_tags_deleted.inc_by(n as u64);
 }
 
 /// The text exposition, with the upload gauge read at scrape time.

@@ -16,12 +16,21 @@
 //!     _uploads/<id>/pending/<offset>                 bytes short of a whole part
 //! ```
 //!
+//! Wharf's own state lives outside registry:2's tree, under `wharf/`, so
+//! distribution keeps reading the same root:
+//!
+//! ```text
+//! wharf/pulls/<name>/_pulls.json                   last pull times (retention)
+//! ```
+//!
 //! Callers pass names, tags and ids that were already validated by the API
 //! layer; this module only builds strings.
 
 use crate::oci::digest::{Algorithm, Digest};
 
 const ROOT: &str = "docker/registry/v2";
+/// Wharf's own keys: not registry:2's, beside its tree.
+const WHARF: &str = "wharf";
 
 /// The names that mark a repository's directory (what the catalog, GC and
 /// upload purging look for while walking `repositories/`).
@@ -78,6 +87,9 @@ pub enum Path<'a> {
     UploadState(&'a str, &'a str),
     /// Bytes received at an offset that do not fill a whole part yet.
     UploadPending(&'a str, &'a str, u64),
+    /// When a repository's tags and manifests were last pulled (JSON). The
+    /// `_` cannot begin a name component, so no repository's prefix holds it.
+    Pulls(&'a str),
 }
 
 impl Path<'_> {
@@ -115,6 +127,7 @@ impl Path<'_> {
             Path::UploadStartedAt(name, id) => format!("{}/startedat", Path::Upload(name, id).key()),
             Path::UploadState(name, id) => format!("{}/state", Path::Upload(name, id).key()),
             Path::UploadPending(name, id, offset) => format!("{}/pending/{offset}", Path::Upload(name, id).key()),
+            Path::Pulls(name) => format!("{WHARF}/pulls/{name}/_pulls.json"),
         }
     }
 }
@@ -152,6 +165,7 @@ mod tests {
             (Path::UploadStartedAt("library/ubuntu", "u1"), format!("{r}/_uploads/u1/startedat")),
             (Path::UploadState("library/ubuntu", "u1"), format!("{r}/_uploads/u1/state")),
             (Path::UploadPending("library/ubuntu", "u1", 5), format!("{r}/_uploads/u1/pending/5")),
+            (Path::Pulls("library/ubuntu"), "wharf/pulls/library/ubuntu/_pulls.json".into()),
         ];
         for (path, want) in table {
             assert_eq!(path.key(), want, "{path:?}");
