@@ -103,3 +103,13 @@ pub fn render(open_uploads: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retention_deletions_are_exported() {
+        super::retention_tags_deleted(3);
+        let text = super::render(0);
+        assert!(text.contains("wharf_registry_retention_tags_deleted_total 3"), "{text}");
+    }
+}

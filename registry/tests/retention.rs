@@ -215,6 +215,11 @@ fn pulledwithin_counts_real_pulls_across_a_restart() {
     s.reg = RegistryProcess::start(Kind::Wharf, &config(&s.root, retention));
     let out = s.retention(None, &[]);
     assert_eq!(s.tags("pull/app"), set(&["a"]), "{out}");
+    let record: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(
+        record["tags"].get("b").is_none() && record["tags"]["a"].is_u64(),
+        "deleted tags leave the record: {record}"
+    );
 }
 
 #[test]

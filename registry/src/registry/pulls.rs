@@ -154,6 +154,35 @@ impl Registry {
         Ok(())
     }
 
+    /// Drops the entries of deleted tags and manifests, so a record holds
+    /// what the repository holds (and a tag pushed again later does not
+    /// inherit its predecessor's pulls). Read, edit, write: a flush by
+    /// another replica at the same moment can put an entry back, which
+    /// costs nothing but its bytes.
+    pub(super) async fn prune_pulls(&self, repo: &str, tags: &[String], digests: &[Digest]) -> Result<()> {
+        if tags.is_empty() && digests.is_empty() {
+            return Ok(());
+        }
+        let mut stored = self.stored_pulls(repo).await?;
+        let before = stored.clone();
+        for t in tags {
+            stored.tags.remove(t);
+        }
+        for d in digests {
+            stored.digests.remove(&d.to_string());
+        }
+        if stored == before {
+            return Ok(());
+        }
+        let key = Path::Pulls(repo).key();
+        if stored.is_empty() {
+            self.backend.delete(&key).await?;
+        } else {
+            self.backend.put(&key, Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())).await?;
+        }
+        Ok(())
+    }
+
     /// The stored pull times of `repo` (empty when none). A record that does
     /// not parse is treated as empty, with a warning, and replaced by the
     /// next flush.

@@ -173,6 +173,7 @@ impl Registry {
             Vec::new()
         };
 
+        let (mut tags_gone, mut manifests_gone) = (Vec::new(), Vec::new());
         for i in doomed {
             let t = &tags[i];
             if !report.dry_run && !self.delete_tag_unless_changed(repo, t).await? {
@@ -180,6 +181,7 @@ impl Registry {
                 continue;
             }
             report.tags_deleted.push(format!("{repo}:{}", t.tag));
+            tags_gone.push(t.tag.clone());
         }
         for digest in manifests {
             if !report.dry_run && !self.delete_revision_unless_young(repo, &digest, run.cutoff).await? {
@@ -187,6 +189,10 @@ impl Registry {
                 continue;
             }
             report.manifests_deleted.push(format!("{repo}@{digest}"));
+            manifests_gone.push(digest);
+        }
+        if !report.dry_run {
+            self.prune_pulls(repo, &tags_gone, &manifests_gone).await?;
         }
         Ok(())
     }
