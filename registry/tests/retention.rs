@@ -47,14 +47,7 @@ impl Setup {
     fn retention(&self, retention: Option<&str>, args: &[&str]) -> String {
         let file = self.dir.path().join("retention.yml");
         std::fs::write(&file, config(&self.root, retention.unwrap_or(&self.retention))).unwrap();
-        let mut cmd = Command::new(Kind::Wharf.binary());
-        cmd.arg("retention").arg(&file).args(args);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(&k);
-            }
-        }
-        run_ok(&mut cmd, Duration::from_secs(60)).stdout
+        run_retention(&file, args)
     }
 
     fn repo_dir(&self, repo: &str) -> PathBuf {
@@ -124,6 +117,18 @@ impl Setup {
         let r = http().delete(self.reg.url(&format!("/v2/{repo}/manifests/{reference}"))).send().unwrap();
         assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
     }
+}
+
+/// `wharf-registry retention <file> <args>`, configured by the file alone; its stdout.
+fn run_retention(file: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(Kind::Wharf.binary());
+    cmd.arg("retention").arg(file).args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(&k);
+        }
+    }
+    run_ok(&mut cmd, Duration::from_secs(60)).stdout
 }
 
 fn config(root: &Path, retention: &str) -> String {
@@ -340,4 +345,34 @@ fn delay_spares_recent_pushes() {
     assert!(out.contains("spared 2 pushed within"), "{out}");
     let out = s.retention(Some(&format!("{{delay: 1h, {policies}}}")), &[]);
     assert_eq!(s.tags("dl/app"), set(&["fresh"]), "{out}");
+}
+
+/// On S3 (versitygw): pulls written to the bucket at shutdown, read back by
+/// the command, and tags deleted through the S3 backend (`delay: 0s`, as
+/// S3 objects cannot be backdated here).
+#[test]
+fn retention_on_s3_reads_pulls_from_the_bucket() {
+    let dir = tempfile::Builder::new().prefix("wharf-retention.").tempdir().unwrap();
+    let s3 = common::s3::S3Server::start("retention");
+    let retention = r#"  retention: {delay: 0s, policies: [{repositories: ["s3/app"], keeptags: [{patterns: ["^v"]}, {mostrecentlypulledcount: 1}]}]}
+"#;
+    let config = s3.registry_config("retention", "/reg", retention, "retention-secret");
+    let mut reg = RegistryProcess::start(Kind::Wharf, &config);
+    for (i, tag) in ["v1", "b1", "b2"].iter().enumerate() {
+        let img = MultiArchImage::generate(1000 + i as u64, 2, 2 << 10);
+        let layout = dir.path().join(format!("layout-{i}"));
+        img.write_layout(&layout, tag);
+        skopeo_push(&layout, tag, &reg.addr, "s3/app");
+    }
+    skopeo_pull(&reg.addr, "s3/app", "b2", &dir.path().join("pulled"));
+    assert!(reg.terminate(Duration::from_secs(30)), "the registry did not stop on SIGTERM");
+    let stored = s3.bucket_dir("retention").join("reg/wharf/pulls/s3/app/_pulls.json");
+    assert!(stored.is_file(), "no pull record in the bucket at {}", stored.display());
+
+    let file = dir.path().join("config.yml");
+    std::fs::write(&file, &config).unwrap();
+    let out = run_retention(&file, &[]);
+    assert!(out.contains("deleted tag s3/app:b1"), "{out}");
+    let reg = RegistryProcess::start(Kind::Wharf, &config);
+    assert_eq!(tags(&reg, "s3/app"), set(&["v1", "b2"]), "{out}");
 }
