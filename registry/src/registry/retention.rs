@@ -139,9 +139,6 @@ impl Registry {
             let ctx = RepoRun { repo: repo.as_str(), policy: &retention.policies[at], rules: &rules[at], now, cutoff };
             self.retain_repository(&ctx, &mut report).await?;
         }
-        if !report.dry_run {
-            crate::metrics::retention_tags_deleted(report.tags_deleted.len());
-        }
         Ok(report)
     }
 
@@ -192,6 +189,8 @@ impl Registry {
             manifests_gone.push(digest);
         }
         if !report.dry_run {
+            // Counted per repository, so a run that fails later still counts what it deleted.
+            crate::metrics::retention_tags_deleted(tags_gone.len());
             self.prune_pulls(repo, &tags_gone, &manifests_gone).await?;
         }
         Ok(())
