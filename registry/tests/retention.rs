@@ -89,28 +89,39 @@ impl Setup {
 
     /// Pushes an artifact (a signature, say) whose `subject` is `subject`, by digest; returns its digest.
     fn push_referrer(&self, repo: &str, subject: &Blob, seed: u64) -> String {
+        self.push_artifact(repo, Some(subject), seed).digest
+    }
+
+    /// Pushes a small artifact manifest by digest, with a `subject` or without.
+    fn push_artifact(&self, repo: &str, subject: Option<&Blob>, seed: u64) -> Blob {
         let config = Blob::new("application/vnd.oci.empty.v1+json", b"{}".to_vec());
-        let payload = Blob::new("application/vnd.example.signature", format!("signature {seed}").into_bytes());
+        let payload = Blob::new("application/vnd.example.signature", format!("artifact {seed}").into_bytes());
         self.upload(repo, &config);
         self.upload(repo, &payload);
-        let manifest = json!({
+        let mut manifest = json!({
             "schemaVersion": 2,
             "mediaType": MT_MANIFEST,
             "artifactType": "application/vnd.example.signature",
             "config": config.descriptor(),
             "layers": [payload.descriptor()],
-            "subject": subject.descriptor(),
         });
-        let body = serde_json::to_vec(&manifest).unwrap();
-        let digest = sha256_digest(&body);
+        if let Some(subject) = subject {
+            manifest["subject"] = subject.descriptor();
+        }
+        self.put_manifest(repo, MT_MANIFEST, &manifest)
+    }
+
+    /// PUTs a manifest by its digest; returns it as a blob (for its descriptor).
+    fn put_manifest(&self, repo: &str, media_type: &str, manifest: &Value) -> Blob {
+        let blob = Blob::new(media_type, serde_json::to_vec(manifest).unwrap());
         let r = http()
-            .put(self.reg.url(&format!("/v2/{repo}/manifests/{digest}")))
-            .header("Content-Type", MT_MANIFEST)
-            .body(body)
+            .put(self.reg.url(&format!("/v2/{repo}/manifests/{}", blob.digest)))
+            .header("Content-Type", media_type)
+            .body(blob.bytes.clone())
             .send()
             .unwrap();
         assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
-        digest
+        blob
     }
 
     fn delete(&self, repo: &str, reference: &str) {
@@ -262,7 +273,8 @@ fn mostrecentlypulledcount_keeps_the_latest_pulled() {
 }
 
 /// Untagged manifests go with their index children; the children of a
-/// tagged index, a signature of a tagged image and a manifest written
+/// tagged index, a signature of a tagged image, the children of an index
+/// that refers to a tagged image (an SBOM set, say) and a manifest written
 /// within `delay` stay.
 #[test]
 fn deleteuntagged_deletes_manifests_no_tag_reaches() {
@@ -270,6 +282,12 @@ fn deleteuntagged_deletes_manifests_no_tag_reaches() {
     let x = s.push("u/app", "t", 600);
     let y = s.push("u/app", "t", 601);
     let sig = s.push_referrer("u/app", &y.index, 602);
+    let sbom = s.push_artifact("u/app", None, 604);
+    let sboms = s.put_manifest(
+        "u/app",
+        MT_INDEX,
+        &json!({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [sbom.descriptor()], "subject": y.index.descriptor()}),
+    );
     s.age_repo("u/app", 2 * DAY);
     let z = s.push("u/app", "z", 603);
     s.delete("u/app", "z");
@@ -284,6 +302,8 @@ fn deleteuntagged_deletes_manifests_no_tag_reaches() {
         assert_eq!(s.manifest_status("u/app", &kept.digest), 200, "{} was deleted\n{out}", kept.digest);
     }
     assert_eq!(s.manifest_status("u/app", &sig), 200, "the signature of a tagged image was deleted\n{out}");
+    assert_eq!(s.manifest_status("u/app", &sboms.digest), 200, "{out}");
+    assert_eq!(s.manifest_status("u/app", &sbom.digest), 200, "a child of an index referring to a tagged image\n{out}");
 }
 
 /// A signature whose image was deleted goes with `deletereferrers`, not
