@@ -1,27 +1,47 @@
 //! The online collector (`storage.gc.enabled`): every `interval`, the
-//! replica that holds the lease collects garbage while the registry keeps
-//! taking pushes. What makes that safe is in `registry::gc`.
+//! replica that holds the lease applies the retention policies
+//! (`storage.retention`, when set) and then collects garbage, while the
+//! registry keeps taking pushes. What makes that safe is in `registry::gc`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::gc::Gc;
+use crate::config::retention::Retention;
 use crate::metrics;
 use crate::registry::Registry;
 use crate::registry::gc::LastCollection;
 
 /// Runs until the process stops.
-pub async fn run(registry: Arc<Registry>, gc: Gc) {
+pub async fn run(registry: Arc<Registry>, gc: Gc, retention: Option<Retention>) {
     let holder = uuid::Uuid::new_v4().to_string();
     let mut tick = tokio::time::interval(gc.interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         match registry.take_gc_lease(&holder, gc.interval.0 + Duration::from_secs(5)).await {
-            Ok(true) => collect(&registry, &gc).await,
+            Ok(true) => {
+                if let Some(r) = &retention {
+                    retain(&registry, r).await;
+                }
+                collect(&registry, &gc).await
+            }
             Ok(false) => tracing::debug!("another replica holds the collection lease"),
             Err(e) => tracing::warn!(error = %e, "reading the collection lease"),
         }
+    }
+}
+
+/// Deletes the tags the policies do not keep, so this pass collects their blobs.
+async fn retain(registry: &Registry, retention: &Retention) {
+    match registry.apply_retention(retention, false).await {
+        Ok(report) => tracing::info!(
+            dry_run = report.dry_run,
+            tags = report.tags_deleted.len(),
+            manifests = report.manifests_deleted.len(),
+            "retention finished"
+        ),
+        Err(e) => tracing::warn!(error = %e, "retention failed"),
     }
 }
 

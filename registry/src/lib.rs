@@ -77,6 +77,7 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             read_only: config.read_only(),
             upload_secret,
             redirect: !config.storage.redirect.is_some_and(|r| r.disable),
+            record_pulls: config.storage.retention.is_some(),
         },
     ));
     let mut headers = Vec::new();

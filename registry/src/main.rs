@@ -1,5 +1,5 @@
-//! The `wharf-registry` command: `serve [config.yml]`, `config check FILE` and
-//! `garbage-collect [config.yml]`.
+//! The `wharf-registry` command: `serve [config.yml]`, `config check FILE`,
+//! `garbage-collect [config.yml]` and `retention [config.yml]`.
 
 use std::time::Duration;
 
@@ -39,6 +39,14 @@ enum Command {
         /// Also delete manifests that no tag reaches (directly or as an index's child).
         #[arg(short = 'm', long)]
         delete_untagged: bool,
+    },
+    /// Apply storage.retention once: delete the tags (and manifests) its policies do not keep.
+    Retention {
+        #[arg(env = "REGISTRY_CONFIGURATION_PATH")]
+        config: Option<String>,
+        /// Print what would be deleted; delete nothing.
+        #[arg(short, long)]
+        dry_run: bool,
     },
     /// Configuration tools.
     Config {
@@ -112,6 +120,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Retention { config, dry_run } => {
+            let config = load(config.as_deref())?;
+            let retention = config
+                .storage
+                .retention
+                .clone()
+                .context("storage.retention is not set: there is no policy to apply")?;
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                let app = build(&config)?;
+                let report = app.registry.apply_retention(&retention, dry_run).await.context("retention")?;
+                let verb = if report.dry_run { "would delete" } else { "deleted" };
+                for t in &report.tags_deleted {
+                    println!("{verb} tag {t}");
+                }
+                for m in &report.manifests_deleted {
+                    println!("{verb} manifest {m}");
+                }
+                println!(
+                    "{} repositories under a policy; kept {} tags; {verb} {} tags and {} manifests; spared {} pushed \
+                     within {} and {} pushed again during the run",
+                    report.repositories,
+                    report.tags_kept,
+                    report.tags_deleted.len(),
+                    report.manifests_deleted.len(),
+                    report.spared_recent,
+                    retention.delay,
+                    report.spared_changed,
+                );
+                Ok(())
+            })
+        }
         Command::Serve { config } => {
             let config = load(config.as_deref())?;
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
@@ -167,12 +206,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     if let Some(gc) = config.storage.gc.clone().filter(|g| g.enabled) {
-        tokio::spawn(wharf_registry::collector::run(app.registry.clone(), gc));
+        tokio::spawn(wharf_registry::collector::run(app.registry.clone(), gc, config.storage.retention.clone()));
+    }
+    if config.storage.retention.is_some() {
+        // Pull times for retention, written in batches (registry/pulls.rs).
+        let registry = app.registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(wharf_registry::registry::pulls::FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = registry.flush_pulls().await {
+                    tracing::warn!(error = %e, "writing pull times failed; kept for the next flush");
+                }
+            }
+        });
     }
 
     // Tests and tools wait for this exact line.
     tracing::info!("listening on {}", listener.local_addr()?);
     server::serve(listener, app.router, limits, shutdown_signal()).await?;
+    match app.registry.flush_pulls().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(repositories = n, "pull times written"),
+        Err(e) => tracing::warn!(error = %e, "writing pull times at shutdown failed; the last batch is lost"),
+    }
     // The last spans leave before the process does (a blocking flush).
     let _ = tokio::task::spawn_blocking(move || telemetry::otlp::shutdown(otlp)).await;
     tracing::info!("stopped");

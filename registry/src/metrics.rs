@@ -32,6 +32,7 @@ struct Metrics {
     upload_sessions: Gauge,
     storage_errors: Counter,
     gc: GcMetrics,
+    retention_tags_deleted: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +60,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let bytes_sent = Counter::default();
     let upload_sessions = Gauge::default();
     let storage_errors = Counter::default();
+    let retention_tags_deleted = Counter::default();
     registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
     registry.register("http_request_duration_seconds", "Time to produce response headers, by route", duration.clone());
     registry.register("bytes_received", "Request body bytes received", bytes_received.clone());
@@ -88,7 +90,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "When the last online garbage collection finished without error (Unix time)",
         gc.last_success.clone(),
     );
-    Metrics { registry, requests, duration, bytes_received, bytes_sent, upload_sessions, storage_errors, gc }
+    registry.register(
+        "retention_tags_deleted",
+        "Tags deleted by retention policies (storage.retention)",
+        retention_tags_deleted.clone(),
+    );
+    Metrics {
+        registry,
+        requests,
+        duration,
+        bytes_received,
+        bytes_sent,
+        upload_sessions,
+        storage_errors,
+        gc,
+        retention_tags_deleted,
+    }
 });
 
 pub fn request(route: &'static str, method: &str, status: u16, elapsed: Duration) {
@@ -128,6 +145,10 @@ pub fn gc_finished(reclaimed: Option<(u64, u64, u64)>, elapsed: Duration) {
     }
 }
 
+pub fn retention_tags_deleted(n: usize) {
+    METRICS.retention_tags_deleted.inc_by(n as u64);
+}
+
 /// The text exposition, with the upload gauge read at scrape time.
 pub fn render(open_uploads: usize) -> String {
     let m = &*METRICS;
@@ -137,4 +158,14 @@ pub fn render(open_uploads: usize) -> String {
         out.clear();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retention_deletions_are_exported() {
+        super::retention_tags_deleted(3);
+        let text = super::render(0);
+        assert!(text.contains("wharf_registry_retention_tags_deleted_total 3"), "{text}");
+    }
 }

@@ -41,6 +41,10 @@ pub async fn get(ctx: &Ctx<'_>, name: &RepoName, reference: &Reference, head: bo
             m.media_type
         )));
     }
+    if !head {
+        // Batched in memory: retention's pull times cost no storage write here.
+        ctx.registry().record_pull(name, reference, &m.digest);
+    }
     let etag = format!("\"{}\"", m.digest);
     if ctx.header(&header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
         return Ok(NotModified(m.digest).into_response());

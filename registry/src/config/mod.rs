@@ -14,10 +14,12 @@ mod env;
 pub mod gc;
 pub mod mirror;
 pub mod realm;
+pub mod retention;
 mod storage;
 mod trusted_proxies;
 mod values;
 pub use auth::*;
+pub use retention::*;
 pub use storage::*;
 pub use trusted_proxies::TrustedProxies;
 pub use values::*;
@@ -265,6 +267,9 @@ impl Config {
                 "storage.cache.blobdescriptor",
                 format!("`{bd}` is not supported; only inmemory is"),
             ));
+        }
+        if let Some(r) = &self.storage.retention {
+            r.validate()?;
         }
         if let Some(net) = &self.http.net
             && net != "tcp"

@@ -23,6 +23,9 @@ pub struct Storage {
     pub redirect: Option<Redirect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc: Option<super::gc::Gc>,
+    /// Tag retention policies (issue 13): see `retention.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::retention::Retention>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -14,8 +14,10 @@ pub mod catalog;
 pub mod gc;
 mod ingest;
 pub mod manifests;
+pub mod pulls;
 pub mod purge;
 pub mod referrers;
+pub mod retention;
 pub mod upload;
 mod upload_session;
 
@@ -79,6 +81,8 @@ pub struct Options {
     /// Blob GETs answer 307 to the store's presigned URL where it has one
     /// (`storage.redirect.disable` unset).
     pub redirect: bool,
+    /// Remember manifest pulls for retention (`storage.retention` is set).
+    pub record_pulls: bool,
 }
 
 pub struct Registry {
@@ -87,11 +91,14 @@ pub struct Registry {
     uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
     parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
+    /// Pulls not yet written to storage (`pulls.rs`).
+    pulls: pulls::PullLog,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
-        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()) }
+        let pulls = pulls::PullLog::new(options.record_pulls);
+        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()), pulls }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

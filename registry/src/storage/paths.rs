@@ -22,14 +22,21 @@
 //!   last                                             the last collection's report (JSON)
 //! ```
 //!
+//! Wharf's own state lives outside registry:2's tree, under `wharf/`, so
+//! distribution keeps reading the same root:
+//!
+//! ```text
+//! wharf/pulls/<name>/_pulls.json                   last pull times (retention)
+//! ```
+//!
 //! Callers pass names, tags and ids that were already validated by the API
 //! layer; this module only builds strings.
 
 use crate::oci::digest::{Algorithm, Digest};
 
 const ROOT: &str = "docker/registry/v2";
-/// Wharf's own state, beside registry:2's tree so distribution never sees it.
-const GC_ROOT: &str = "wharf/gc";
+/// Wharf's own keys, beside registry:2's tree so distribution never sees them.
+const WHARF: &str = "wharf";
 
 /// The names that mark a repository's directory (what the catalog, GC and
 /// upload purging look for while walking `repositories/`).
@@ -101,6 +108,9 @@ pub enum Path<'a> {
     GcLease,
     /// The report of the last collection.
     GcLast,
+    /// When a repository's tags and manifests were last pulled (JSON). The
+    /// `_` cannot begin a name component, so no repository's prefix holds it.
+    Pulls(&'a str),
 }
 
 impl Path<'_> {
@@ -138,13 +148,14 @@ impl Path<'_> {
             Path::UploadStartedAt(name, id) => format!("{}/startedat", Path::Upload(name, id).key()),
             Path::UploadState(name, id) => format!("{}/state", Path::Upload(name, id).key()),
             Path::UploadPending(name, id, offset) => format!("{}/pending/{offset}", Path::Upload(name, id).key()),
-            Path::GcReferencesRoot(alg) => format!("{GC_ROOT}/refs/{}", alg.as_str()),
-            Path::GcReference(d) => format!("{GC_ROOT}/refs/{}/{}", d.algorithm(), d.hex()),
-            Path::GcTombstonesRoot => format!("{GC_ROOT}/tombstones"),
-            Path::GcTombstone(d, run) => format!("{GC_ROOT}/tombstones/{}{run}", tombstone_prefix(d)),
-            Path::GcRun(run) => format!("{GC_ROOT}/runs/{run}"),
-            Path::GcLease => format!("{GC_ROOT}/lease"),
-            Path::GcLast => format!("{GC_ROOT}/last"),
+            Path::GcReferencesRoot(alg) => format!("{WHARF}/gc/refs/{}", alg.as_str()),
+            Path::GcReference(d) => format!("{WHARF}/gc/refs/{}/{}", d.algorithm(), d.hex()),
+            Path::GcTombstonesRoot => format!("{WHARF}/gc/tombstones"),
+            Path::GcTombstone(d, run) => format!("{WHARF}/gc/tombstones/{}{run}", tombstone_prefix(d)),
+            Path::GcRun(run) => format!("{WHARF}/gc/runs/{run}"),
+            Path::GcLease => format!("{WHARF}/gc/lease"),
+            Path::GcLast => format!("{WHARF}/gc/last"),
+            Path::Pulls(name) => format!("{WHARF}/pulls/{name}/_pulls.json"),
         }
     }
 }
@@ -199,6 +210,7 @@ mod tests {
             (Path::UploadPending("library/ubuntu", "u1", 5), format!("{r}/_uploads/u1/pending/5")),
             (Path::GcReference(&d), format!("wharf/gc/refs/sha256/{h}")),
             (Path::GcTombstone(&d, "r1"), format!("wharf/gc/tombstones/sha256-{h}-r1")),
+            (Path::Pulls("library/ubuntu"), "wharf/pulls/library/ubuntu/_pulls.json".into()),
         ];
         for (path, want) in table {
             assert_eq!(path.key(), want, "{path:?}");
