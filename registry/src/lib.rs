@@ -77,6 +77,12 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             read_only: config.read_only(),
             upload_secret,
             redirect: !config.storage.redirect.is_some_and(|r| r.disable),
+            quotas: config
+                .storage
+                .quotas
+                .iter()
+                .map(|q| registry::quota::QuotaRule { repositories: q.repositories.0.clone(), limit: q.limit.bytes })
+                .collect(),
         },
     ));
     let mut headers = Vec::new();

@@ -15,6 +15,8 @@ pub mod gc;
 mod ingest;
 pub mod manifests;
 pub mod purge;
+pub mod quota;
+mod quota_walk;
 pub mod referrers;
 pub mod upload;
 mod upload_session;
@@ -65,6 +67,13 @@ pub enum Error {
     CorruptLink { key: String, content: String },
     #[error("stored manifest {what} does not parse: {reason}")]
     CorruptManifest { what: String, reason: ManifestError },
+    #[error(
+        "quota {quota} exceeded: {} used + {} new > limit {}",
+        quota::human_bytes(*used),
+        quota::human_bytes(*new),
+        quota::human_bytes(*limit)
+    )]
+    QuotaExceeded { quota: String, used: u64, new: u64, limit: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -79,6 +88,8 @@ pub struct Options {
     /// Blob GETs answer 307 to the store's presigned URL where it has one
     /// (`storage.redirect.disable` unset).
     pub redirect: bool,
+    /// `storage.quotas`.
+    pub quotas: Vec<quota::QuotaRule>,
 }
 
 pub struct Registry {
@@ -87,11 +98,13 @@ pub struct Registry {
     uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
     parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
+    quotas: quota::Quotas,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
-        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()) }
+        let quotas = quota::Quotas::new(&options.quotas);
+        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()), quotas }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
