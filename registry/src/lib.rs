@@ -73,16 +73,16 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new(
         backend,
         Options {
-            delete_enabled: config.delete_enabled(),
-            read_only: config.read_only(),
-            upload_secret,
-            redirect: !config.storage.redirect.is_some_and(|r| r.disable),
             quotas: config
                 .storage
                 .quotas
                 .iter()
                 .map(|q| registry::quota::QuotaRule { repositories: q.repositories.0.clone(), limit: q.limit.bytes })
                 .collect(),
+            delete_enabled: config.delete_enabled(),
+            read_only: config.read_only(),
+            upload_secret,
+            redirect: !config.storage.redirect.is_some_and(|r| r.disable),
         },
     ));
     let mut headers = Vec::new();

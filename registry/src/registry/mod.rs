@@ -15,11 +15,13 @@ pub mod gc;
 mod ingest;
 pub mod manifests;
 pub mod purge;
-pub mod quota;
-mod quota_walk;
 pub mod referrers;
 pub mod upload;
 mod upload_session;
+
+// Storage quotas (`storage.quotas`).
+pub mod quota;
+mod quota_walk;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +83,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Settings that change the registry's behaviour.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// `storage.quotas`.
+    pub quotas: Vec<quota::QuotaRule>,
     pub delete_enabled: bool,
     pub read_only: bool,
     /// Key that signs upload-session state in Location URLs (`http.secret`).
@@ -88,17 +92,16 @@ pub struct Options {
     /// Blob GETs answer 307 to the store's presigned URL where it has one
     /// (`storage.redirect.disable` unset).
     pub redirect: bool,
-    /// `storage.quotas`.
-    pub quotas: Vec<quota::QuotaRule>,
 }
 
 pub struct Registry {
     backend: Arc<dyn Backend>,
+    /// Usage of `storage.quotas` (`quota.rs`).
+    quotas: quota::Quotas,
     options: Options,
     uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
     parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
-    quotas: quota::Quotas,
 }
 
 impl Registry {
