@@ -73,11 +73,11 @@ impl Quantity {
         }
         let multiplier = match unit {
             "" => 1,
-            _ => UNITS.iter().find(|(u, _)| *u == unit).map(|(_, m)| *m).ok_or_else(|| {
-                format!(
-                    "`{text}`: the unit `{unit}` is not one this registry knows (no B, no lowercase m or K); {HELP}"
-                )
-            })?,
+            _ => UNITS
+                .iter()
+                .find(|(u, _)| *u == unit)
+                .map(|(_, m)| *m)
+                .ok_or_else(|| format!("`{text}`: the unit `{unit}` is not one this registry knows; {HELP}"))?,
         };
         let (whole, fraction) = match number.split_once('.') {
             Some((w, f)) if !w.is_empty() && !f.is_empty() && !f.contains('.') => (w, f),
