@@ -69,4 +69,11 @@ async fn collect(registry: &Registry, gc: &Gc) {
         }
     }
     registry.record_collection(&LastCollection::of(&outcome, gc.dryrun, elapsed)).await;
+    // Freed bytes show in quota use now rather than at the next recount.
+    if outcome.is_ok()
+        && !gc.dryrun
+        && let Err(e) = registry.recompute_quotas().await
+    {
+        tracing::warn!(error = %e, "recounting quota use after the collection");
+    }
 }

@@ -2,7 +2,8 @@
 //! `/debug/ready` answers once storage is usable (for Kubernetes probes;
 //! its body says what is wrong when it is not), and Prometheus metrics at
 //! `http.debug.prometheus.path`. `/debug/gc` gives the last garbage
-//! collection's report (the operator shows it in the `Registry` status).
+//! collection's report (the operator shows it in the `Registry` status),
+//! `/debug/quotas` each quota's use, as JSON.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -81,7 +82,8 @@ pub fn router(health: Arc<Health>, metrics_path: Option<String>) -> Router {
     let mut r = Router::new()
         .route("/debug/health", get(health_check))
         .route("/debug/ready", get(ready))
-        .route("/debug/gc", get(last_collection));
+        .route("/debug/gc", get(last_collection))
+        .route("/debug/quotas", get(quotas));
     if let Some(path) = metrics_path {
         r = r.route(&path, get(metrics));
     }
@@ -121,6 +123,11 @@ async fn last_collection(State(h): State<Arc<Health>>) -> impl IntoResponse {
         Ok(None) => (StatusCode::NOT_FOUND, json, r#"{"error":"no garbage collection has run yet"}"#.to_string()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json, serde_json::json!({ "error": e.to_string() }).to_string()),
     }
+}
+
+/// `[{"repositories","usedBytes","limitBytes","blobs","computedAt"}]`, as this replica counts them.
+async fn quotas(State(h): State<Arc<Health>>) -> impl IntoResponse {
+    axum::Json(h.registry.quota_reports())
 }
 
 async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {

@@ -73,6 +73,12 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new(
         backend,
         Options {
+            quotas: config
+                .storage
+                .quotas
+                .iter()
+                .map(|q| registry::quota::QuotaRule { repositories: q.repositories.0.clone(), limit: q.limit.bytes })
+                .collect(),
             delete_enabled: config.delete_enabled(),
             read_only: config.read_only(),
             upload_secret,

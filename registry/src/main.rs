@@ -178,6 +178,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // checked yet" from a healthy store; an unreachable one is not waited for.
     let _ = tokio::time::timeout(Duration::from_secs(3), health.check_ready()).await;
     tokio::spawn(health.clone().watch_ready(Duration::from_secs(5)));
+    // Quota usage: counted from storage now, and recounted periodically (registry/quota.rs).
+    if app.registry.has_quotas() {
+        tokio::spawn(app.registry.clone().watch_quotas(wharf_registry::registry::quota::RECOMPUTE_EVERY));
+    }
     if let Some(d) = &config.http.debug
         && let Some(debug_addr) = &d.addr
     {

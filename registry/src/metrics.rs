@@ -19,6 +19,15 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabel {
+    quota: String,
+}
+
+/// Quota gauges, by the quota's repository pattern (registry/quota.rs).
+static QUOTA_USED: LazyLock<Family<QuotaLabel, Gauge>> = LazyLock::new(Family::default);
+static QUOTA_LIMIT: LazyLock<Family<QuotaLabel, Gauge>> = LazyLock::new(Family::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
 }
@@ -53,6 +62,12 @@ struct GcMetrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("wharf_registry");
+    registry.register(
+        "quota_used_bytes",
+        "Bytes of distinct blobs the repositories of a quota reference, as this replica counts them",
+        QUOTA_USED.clone(),
+    );
+    registry.register("quota_limit_bytes", "A quota's limit", QUOTA_LIMIT.clone());
     let requests = Family::<RequestLabels, Counter>::default();
     let duration =
         Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 4.0, 10)));
@@ -112,6 +127,20 @@ pub fn request(route: &'static str, method: &str, status: u16, elapsed: Duration
     let m = &*METRICS;
     m.requests.get_or_create(&RequestLabels { route, method: method.to_string(), status }).inc();
     m.duration.get_or_create(&RouteLabel { route }).observe(elapsed.as_secs_f64());
+}
+
+/// A quota's usage (`quota` is its repository pattern).
+pub fn quota_used(quota: &str, bytes: u64) {
+    QUOTA_USED.get_or_create(&QuotaLabel { quota: quota.to_string() }).set(clamp(bytes));
+}
+
+pub fn quota_limit(quota: &str, bytes: u64) {
+    QUOTA_LIMIT.get_or_create(&QuotaLabel { quota: quota.to_string() }).set(clamp(bytes));
+}
+
+/// Gauges are i64; no store holds 8 EiB, but a limit may say so.
+fn clamp(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 pub fn bytes_received(n: usize) {

@@ -101,58 +101,8 @@ impl AccessRules {
     }
 }
 
-/// `*` matches any run of characters except `/`; `**` matches anything.
-///
-/// The text is a repository name from a token request, so this takes
-/// O(pattern x text) time whatever the input: one pass over the text per
-/// pattern element, tracking which text positions the pattern so far can
-/// reach. (A backtracking matcher took exponential time in the number of
-/// stars: found by fuzzing.)
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    // reach[i]: the pattern consumed so far matches t[..i].
-    let mut reach = vec![false; t.len() + 1];
-    reach[0] = true;
-    let mut next = vec![false; t.len() + 1];
-    let mut j = 0;
-    while j < p.len() {
-        next.fill(false);
-        match p[j] {
-            b'*' if p.get(j + 1) == Some(&b'*') => {
-                // `**`: every position at or after a reachable one.
-                let mut on = false;
-                for (n, r) in next.iter_mut().zip(&reach) {
-                    on |= *r;
-                    *n = on;
-                }
-                j += 2;
-            }
-            b'*' => {
-                // `*`: positions after a reachable one, up to the next `/`.
-                let mut on = false;
-                for i in 0..=t.len() {
-                    on |= reach[i];
-                    next[i] = on;
-                    if t.get(i) == Some(&b'/') {
-                        on = false;
-                    }
-                }
-                j += 1;
-            }
-            c => {
-                for i in 0..t.len() {
-                    next[i + 1] = reach[i] && t[i] == c;
-                }
-                j += 1;
-            }
-        }
-        std::mem::swap(&mut reach, &mut next);
-        if !reach.contains(&true) {
-            return false;
-        }
-    }
-    reach[t.len()]
-}
+/// The matcher lives with the repository names it matches; quotas use it too.
+pub use crate::oci::glob::glob_match;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod auth;
 mod env;
 pub mod gc;
 pub mod mirror;
+pub mod quota;
 pub mod realm;
 pub mod retention;
 mod storage;
@@ -310,6 +311,7 @@ impl Config {
         if let Some(proxy) = &self.proxy {
             proxy.validate(self.auth.is_some())?;
         }
+        quota::validate(&self.storage.quotas)?;
         Ok(())
     }
 

@@ -15,6 +15,9 @@ pub struct Storage {
     pub s3: Option<S3>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<Enabled>,
+    /// Storage limits per repository glob (`quota.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<super::quota::Quota>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,5 +4,6 @@
 //! can both use it without depending on each other.
 
 pub mod digest;
+pub mod glob;
 pub mod manifest;
 pub mod reference;

@@ -108,6 +108,7 @@ impl Registry {
                 return Err(Error::ManifestBlobUnknown(child.clone()));
             }
         }
+        self.quota_admit(repo, &digest, &parsed, body.len() as u64).await?;
         // Pinned before anything is written, so a collection running now
         // cannot take what this manifest refers to (gc/protocol.rs).
         let referenced: Vec<&Digest> = parsed.blobs.iter().chain(&parsed.children).chain([&digest]).collect();

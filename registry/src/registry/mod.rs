@@ -21,6 +21,10 @@ pub mod retention;
 pub mod upload;
 mod upload_session;
 
+// Storage quotas (`storage.quotas`).
+pub mod quota;
+mod quota_walk;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -67,6 +71,13 @@ pub enum Error {
     CorruptLink { key: String, content: String },
     #[error("stored manifest {what} does not parse: {reason}")]
     CorruptManifest { what: String, reason: ManifestError },
+    #[error(
+        "quota {quota} exceeded: {} used + {} new > limit {}",
+        quota::human_bytes(*used),
+        quota::human_bytes(*new),
+        quota::human_bytes(*limit)
+    )]
+    QuotaExceeded { quota: String, used: u64, new: u64, limit: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,6 +85,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Settings that change the registry's behaviour.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// `storage.quotas`.
+    pub quotas: Vec<quota::QuotaRule>,
     pub delete_enabled: bool,
     pub read_only: bool,
     /// Key that signs upload-session state in Location URLs (`http.secret`).
@@ -87,6 +100,8 @@ pub struct Options {
 
 pub struct Registry {
     backend: Arc<dyn Backend>,
+    /// Usage of `storage.quotas` (`quota.rs`).
+    quotas: quota::Quotas,
     options: Options,
     uploads: upload::Locks,
     /// Parsed manifests by digest; content is immutable so entries never go stale.
@@ -98,7 +113,15 @@ pub struct Registry {
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
         let pulls = pulls::PullLog::new(options.record_pulls);
-        Registry { backend, options, uploads: upload::Locks::default(), parsed: Mutex::new(HashMap::new()), pulls }
+        let quotas = quota::Quotas::new(&options.quotas);
+        Registry {
+            backend,
+            options,
+            uploads: upload::Locks::default(),
+            parsed: Mutex::new(HashMap::new()),
+            pulls,
+            quotas,
+        }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

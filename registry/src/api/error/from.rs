@@ -29,6 +29,7 @@ impl From<RegistryError> for ApiError {
             E::ManifestBlobUnknown(d) => ApiError::manifest_blob_unknown(msg, &d),
             E::NameUnknown(_) => ApiError::name_unknown(msg),
             E::Unsupported(_) => ApiError::unsupported(msg),
+            E::QuotaExceeded { ref quota, used, new, limit } => ApiError::quota_exceeded(msg, quota, used, new, limit),
             E::RangeNotSatisfiable { size } => ApiError::range_not_satisfiable(msg, size),
             // The client went away or sent a truncated body; nothing was committed.
             E::Body(_) => ApiError::upload_invalid(msg),

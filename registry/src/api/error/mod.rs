@@ -193,6 +193,15 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, Code::Denied, message)
     }
 
+    /// 403 `DENIED`: a push over a storage quota; the detail has the exact bytes.
+    pub fn quota_exceeded(message: impl Into<String>, quota: &str, used: u64, new: u64, limit: u64) -> Self {
+        let mut err = ApiError::denied(message);
+        err.detail = Some(serde_json::json!({
+            "quota": quota, "usedBytes": used, "newBytes": new, "limitBytes": limit,
+        }));
+        err
+    }
+
     /// 429 `TOOMANYREQUESTS`, with `Retry-After` in seconds when known.
     pub fn too_many_requests(message: impl Into<String>, retry_after: Option<u64>) -> Self {
         let err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::Toomanyrequests, message);
