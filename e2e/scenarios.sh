@@ -23,6 +23,9 @@
 #      storage.s3 and 3 replicas is Degraded while its bucket is missing, then
 #      Ready; a Job pushes 50 MiB through the Service onto several replicas;
 #      the node pulls it while the replica sending it a layer is deleted
+#  12. GC (e2e/scenario-gc.sh): a Registry with online garbage collection and
+#      a retention policy; CI tags pushed by a Job age out, their blobs are
+#      reclaimed, and the image a Deployment runs stays and pulls whole
 # and the operator, under the chart's RBAC, logged no forbidden error; and
 # helm uninstall leaves the node's files as they were before.
 # Each step has a deadline; on failure it prints describe, events and logs.
@@ -503,6 +506,10 @@ log "one node agent ($agents); no hostPath pod outside $SYS; docker.io released 
 # ------------------------------------------------------------------ 11
 # shellcheck source=scenario-s3.sh
 . "$HERE/scenario-s3.sh"
+
+# ------------------------------------------------------------------ 12
+# shellcheck source=scenario-gc.sh
+. "$HERE/scenario-gc.sh"
 
 # ------------------------------------------------------------------ RBAC
 phase "the operator logged no forbidden error"
