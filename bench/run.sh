@@ -7,7 +7,9 @@
 # push, pull, 50 concurrent pulls, against versitygw's own GET),
 # bench/mirror.sh (the pull-through cache: cold and warm pulls through a
 # wharf mirror against direct and local pulls, behind 1 Gbit/s, 10 Gbit/s and
-# no link, with filesystem and S3 storage), bench/auth.sh (pulls through
+# no link, with filesystem and S3 storage), bench/gc.sh (an online garbage
+# collection pass over 10,000 manifests and 50,000 blobs, and the pulls
+# beside it), bench/auth.sh (pulls through
 # htpasswd auth against an open registry) and bench/operator.sh (the
 # operator with 100 Registries on a real kube-apiserver) run, and their
 # sections are appended to the same document.
@@ -16,7 +18,7 @@
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
 # Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
-# --no-s3, --no-mirror, --no-auth, --no-operator (leave those sections out), --check FILE
+# --no-s3, --no-mirror, --no-gc, --no-auth, --no-operator (leave those sections out), --check FILE
 # (run nothing: exit as a run that wrote FILE would, by its **FAIL** rows).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
 # prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
@@ -39,6 +41,7 @@ OUT=""
 BUILD=1
 S3=1
 MIRROR=1
+GC=1
 AUTH=1
 OPERATOR=1
 CHECK=""
@@ -52,10 +55,11 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --no-s3) S3=0 ;;
     --no-mirror) MIRROR=0 ;;
+    --no-gc) GC=0 ;;
     --no-auth) AUTH=0 ;;
     --no-operator) OPERATOR=0 ;;
     --check) CHECK=$2; shift ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -442,7 +446,8 @@ mkdir -p "$(dirname "$OUT")"
 Written by \`bench/run.sh\`, mode: $mode, on $(date -u '+%Y-%m-%d %H:%M UTC').
 Re-run with \`make bench\`; \`bash bench/run.sh --quick\` is a small version for iterating.
 After the registry results come S3 storage (\`bench/s3.sh\`), the pull-through
-cache (\`bench/mirror.sh\`), auth (\`bench/auth.sh\`) and the operator at scale
+cache (\`bench/mirror.sh\`), online garbage collection (\`bench/gc.sh\`), auth
+(\`bench/auth.sh\`) and the operator at scale
 (\`bench/operator.sh\`), each with its own method and targets.
 
 | | |
@@ -570,6 +575,9 @@ if ((S3)); then
 fi
 if ((MIRROR)); then
     if [[ -n $RUNS ]]; then sub_bench mirror mirror.sh --runs "$RUNS"; else sub_bench mirror mirror.sh; fi
+fi
+if ((GC)); then
+    if [[ -n $RUNS ]]; then sub_bench gc gc.sh --runs "$RUNS"; else sub_bench gc gc.sh; fi
 fi
 if ((AUTH)); then
     if [[ -n $RUNS ]]; then sub_bench auth auth.sh --runs "$RUNS"; else sub_bench auth auth.sh; fi

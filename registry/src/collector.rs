@@ -15,7 +15,9 @@ use crate::registry::gc::LastCollection;
 /// Runs until the process stops.
 pub async fn run(registry: Arc<Registry>, gc: Gc, retention: Option<Retention>) {
     let holder = uuid::Uuid::new_v4().to_string();
-    let mut tick = tokio::time::interval(gc.interval.0);
+    // The first pass after one interval: replicas starting together (a
+    // rollout) do not all walk the store at once, on top of their start-up.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + gc.interval.0, gc.interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -46,6 +48,7 @@ async fn retain(registry: &Registry, retention: &Retention) {
 }
 
 async fn collect(registry: &Registry, gc: &Gc) {
+    tracing::info!(dry_run = gc.dryrun, "garbage collection started");
     let started = Instant::now();
     let outcome = registry.garbage_collect(gc.delay.0, gc.dryrun, gc.deleteuntagged).await;
     let elapsed = started.elapsed();
