@@ -29,6 +29,7 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -27,30 +27,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Loads a PEM certificate chain and key into a rustls server config.
+/// Loads a PEM certificate chain and key into a rustls server config that
+/// follows the files when they change (see `crate::tls`).
 pub fn tls_config(cert_path: &str, key_path: &str) -> anyhow::Result<Arc<ServerConfig>> {
-    use anyhow::Context as _;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut io::BufReader::new(
-        std::fs::File::open(cert_path).with_context(|| format!("opening http.tls.certificate {cert_path}"))?,
-    ))
-    .collect::<Result<_, _>>()
-    .with_context(|| format!("parsing certificates in {cert_path}"))?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut io::BufReader::new(
-        std::fs::File::open(key_path).with_context(|| format!("opening http.tls.key {key_path}"))?,
-    ))
-    .with_context(|| format!("parsing private key in {key_path}"))?
-    .with_context(|| format!("no private key found in {key_path}"))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .context("certificate and key do not match")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::tls::CertificateFiles::load(cert_path, key_path)?.server_config()
 }
 
 /// How connections are served; defaults suit an Internet-facing registry.

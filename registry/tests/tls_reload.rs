@@ -1,0 +1,190 @@
+//! The serving certificate follows its files: replaced on disk (as a
+//! Kubernetes Secret volume or cert-manager replaces it), new connections
+//! get the new one without a restart, and a pull in flight across the swap
+//! finishes whole on the connection it started on.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use wharf_registry::config::Config;
+use wharf_registry::server::{self, Limits};
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA, and `names` leaf certificates for `reg.test` it signs (`<name>.pem`, `<name>.key`).
+fn make_certs(dir: &Path, names: &[&str]) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=test CA", "-keyout", "ca.key", "-out", "ca.pem"];
+    ca.extend(ec);
+    openssl(&ca, dir);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:reg.test\n").unwrap();
+    for name in names {
+        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        let mut req = vec!["req", "-subj", "/CN=reg.test", "-keyout", &key, "-out", &csr];
+        req.extend(ec);
+        openssl(&req, dir);
+        openssl(
+            &[
+                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "1", "-extfile", "san.ext",
+                "-out", &pem,
+            ],
+            dir,
+        );
+    }
+}
+
+fn der(pem_path: &Path) -> CertificateDer<'static> {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(pem_path).unwrap());
+    rustls_pemfile::certs(&mut reader).next().unwrap().unwrap()
+}
+
+/// Replaces `to` by `from` in one rename, as a Secret volume's swap does.
+fn swap_in(from: &Path, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+async fn connect(addr: std::net::SocketAddr, ca: &Path) -> TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    roots.add(der(ca)).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("reg.test").unwrap(), tcp).await.unwrap()
+}
+
+fn peer(conn: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    conn.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+}
+
+/// Reads one HTTP/1.1 response head; returns it and whatever body bytes came with it.
+async fn read_head(conn: &mut TlsStream<TcpStream>) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before a response head");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            return (head, buf[end + 4..].to_vec());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), &["a", "b"]);
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    swap_in(&dir.path().join("a.pem"), &cert);
+    swap_in(&dir.path().join("a.key"), &key);
+    let ca = dir.path().join("ca.pem");
+
+    let yaml = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  secret: test\n",
+        dir.path().display()
+    );
+    let app = wharf_registry::build(&Config::from_yaml(&yaml, std::iter::empty()).unwrap()).unwrap();
+    let tls = server::tls_config(cert.to_str().unwrap(), key.to_str().unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits { tls: Some(tls), ..Limits::default() };
+    tokio::spawn(server::serve(listener, app.router, limits, std::future::pending()));
+
+    // A 32 MiB blob to pull.
+    let blob: Vec<u8> = (0..32u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
+    let mut conn = connect(addr, &ca).await;
+    assert_eq!(peer(&conn), der(&dir.path().join("a.pem")), "served the first certificate");
+    let head = format!(
+        "POST /v2/tls/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: reg.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        blob.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&blob).await.unwrap();
+    let (status, _) = read_head(&mut conn).await;
+    assert!(status.starts_with("HTTP/1.1 201"), "{status}");
+
+    // A pull starts on the first certificate and reads only its first bytes.
+    let mut pull = connect(addr, &ca).await;
+    let get = format!("GET /v2/tls/app/blobs/{digest} HTTP/1.1\r\nHost: reg.test\r\nConnection: close\r\n\r\n");
+    pull.write_all(get.as_bytes()).await.unwrap();
+    let (status, mut body) = read_head(&mut pull).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+
+    // The files are replaced; new connections get the new certificate.
+    swap_in(&dir.path().join("b.pem"), &cert);
+    swap_in(&dir.path().join("b.key"), &key);
+    let want = der(&dir.path().join("b.pem"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let fresh = connect(addr, &ca).await;
+        if peer(&fresh) == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new connections still get the old certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The pull that spans the swap finishes, whole, on its first certificate.
+    assert_eq!(peer(&pull), der(&dir.path().join("a.pem")));
+    pull.read_to_end(&mut body).await.unwrap();
+    assert_eq!(body.len(), blob.len());
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&body))), digest, "the pull across the swap is corrupt");
+}
+
+/// A pair that does not load (the key replaced by one that does not match
+/// the certificate, as in the moment between two file writes) is not used:
+/// the previous certificate keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mismatched_pair_keeps_the_previous_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), &["a", "b"]);
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    swap_in(&dir.path().join("a.pem"), &cert);
+    swap_in(&dir.path().join("a.key"), &key);
+    let tls = server::tls_config(cert.to_str().unwrap(), key.to_str().unwrap()).unwrap();
+    let yaml = format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n", dir.path().display());
+    let app = wharf_registry::build(&Config::from_yaml(&yaml, std::iter::empty()).unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        listener,
+        app.router,
+        Limits { tls: Some(tls), ..Limits::default() },
+        std::future::pending(),
+    ));
+    let ca = dir.path().join("ca.pem");
+
+    swap_in(&dir.path().join("b.key"), &key);
+    // Well past a look at the files: every connection still gets a whole, matching pair.
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert_eq!(peer(&connect(addr, &ca).await), der(&dir.path().join("a.pem")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The certificate catches up: the new pair is served.
+    swap_in(&dir.path().join("b.pem"), &cert);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while peer(&connect(addr, &ca).await) != der(&dir.path().join("b.pem")) {
+        assert!(Instant::now() < deadline, "the matching pair was never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
