@@ -3,6 +3,8 @@
 //! get the new one without a restart, and a pull in flight across the swap
 //! finishes whole on the connection it started on.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,32 +20,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use wharf_registry::config::Config;
 use wharf_registry::server::{self, Limits};
 
-fn openssl(args: &[&str], dir: &Path) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, and `names` leaf certificates for `reg.test` it signs (`<name>.pem`, `<name>.key`).
-fn make_certs(dir: &Path, names: &[&str]) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    openssl(&ca, dir);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:reg.test\n").unwrap();
-    for name in names {
-        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-        let mut req = vec!["req", "-subj", "/CN=reg.test", "-keyout", &key, "-out", &csr];
-        req.extend(ec);
-        openssl(&req, dir);
-        openssl(
-            &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "1", "-extfile", "san.ext",
-                "-out", &pem,
-            ],
-            dir,
-        );
-    }
-}
+use common::tls::make_certs;
 
 fn der(pem_path: &Path) -> CertificateDer<'static> {
     let mut reader = std::io::BufReader::new(std::fs::File::open(pem_path).unwrap());
@@ -91,7 +68,7 @@ async fn read_head(conn: &mut TlsStream<TcpStream>) -> (String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path(), &["a", "b"]);
+    make_certs(dir.path(), &["a", "b"], "DNS:reg.test");
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     swap_in(&dir.path().join("a.pem"), &cert);
     swap_in(&dir.path().join("a.key"), &key);
@@ -156,7 +133,7 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mismatched_pair_keeps_the_previous_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path(), &["a", "b"]);
+    make_certs(dir.path(), &["a", "b"], "DNS:reg.test");
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     swap_in(&dir.path().join("a.pem"), &cert);
     swap_in(&dir.path().join("a.key"), &key);

@@ -77,6 +77,10 @@ pub struct UpstreamConfig {
     /// Hosts besides the upstream's own that may serve its token realm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub realmhosts: Vec<String>,
+    /// PEM CA certificates trusted for this upstream besides the system's
+    /// (a private upstream's own CA); verification stays on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cafile: Option<String>,
 }
 
 impl UpstreamConfig {

@@ -152,7 +152,10 @@ impl Mirror {
             _ => Credentials::Anonymous,
         };
         let default = match &p.remoteurl {
-            Some(url) => Some(Arc::new(Upstream::new("", url, account(p.username.clone(), p.password.clone()), &[])?)),
+            Some(url) => {
+                let account = account(p.username.clone(), p.password.clone());
+                Some(Arc::new(Upstream::new("", url, account, &[], &[])?))
+            }
             None => None,
         };
         let mut named = Vec::new();
@@ -168,7 +171,11 @@ impl Mirror {
                 (None, Some(f)) => Some(read_secret(f, &format!("{at}.passwordfile"))?),
                 _ => None,
             };
-            named.push(Arc::new(Upstream::new(&u.name, &u.url, account(user, password), &u.realmhosts)?));
+            let ca = match &u.cafile {
+                Some(f) => std::fs::read(f).map_err(|e| format!("{at}.cafile {f}: {e}"))?,
+                None => Vec::new(),
+            };
+            named.push(Arc::new(Upstream::new(&u.name, &u.url, account(user, password), &u.realmhosts, &ca)?));
         }
         let cache = Arc::new(Cache::new(
             registry.backend().clone(),

@@ -180,11 +180,28 @@ const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 impl Upstream {
-    pub fn new(name: &str, url: &str, account: Credentials, realm_hosts: &[String]) -> Result<Upstream, String> {
+    /// `ca` holds PEM certificates trusted for this upstream besides the system's.
+    pub fn new(
+        name: &str,
+        url: &str,
+        account: Credentials,
+        realm_hosts: &[String],
+        ca: &[u8],
+    ) -> Result<Upstream, String> {
         let url = url.trim_end_matches('/').to_string();
         let (https, host) = url_host(&url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
         crate::install_crypto_provider();
+        let extra_roots = if ca.is_empty() {
+            Vec::new()
+        } else {
+            let certs = reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("the CA file of {url}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("the CA file of {url} holds no PEM certificate"));
+            }
+            certs
+        };
         let client = reqwest::Client::builder()
+            .tls_certs_merge(extra_roots)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("wharf-registry/", env!("CARGO_PKG_VERSION"), " (pull-through cache)"))
@@ -541,7 +558,7 @@ mod tests {
 
     fn upstream(url: &str, realm_hosts: &[&str]) -> Upstream {
         let hosts: Vec<String> = realm_hosts.iter().map(|s| s.to_string()).collect();
-        Upstream::new("docker.io", url, Credentials::Anonymous, &hosts).unwrap()
+        Upstream::new("docker.io", url, Credentials::Anonymous, &hosts, &[]).unwrap()
     }
 
     #[test]

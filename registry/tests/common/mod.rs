@@ -23,6 +23,7 @@ mod clients;
 mod containerd;
 mod fixtures;
 pub mod s3;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use clients::*;
