@@ -39,7 +39,7 @@ const COMMIT_WITHIN: Duration = Duration::from_secs(30);
 /// of it, so a live tombstone never gets this old.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(30);
 
-/// Markers written at once by one pin.
+/// Markers written (and blobs looked at) at once by one pin.
 const MARKERS_IN_FLIGHT: usize = 16;
 
 /// Proof that some blobs were pinned, and when.
@@ -84,10 +84,21 @@ impl Registry {
                 .await;
             writes.into_iter().collect::<Result<Vec<()>, StorageError>>()?;
             if !self.tombstoned(digests).await? {
+                let keys: Vec<String> = digests.iter().map(|d| Path::BlobData(d).key()).collect();
+                let stored = futures::stream::iter(keys)
+                    .map(|key| {
+                        let backend = self.backend.clone();
+                        async move { backend.stat(&key).await }
+                    })
+                    .buffered(MARKERS_IN_FLIGHT)
+                    .collect::<Vec<_>>()
+                    .await;
                 let mut missing = Vec::new();
-                for d in digests {
-                    if self.blob_stored(d).await?.is_none() {
-                        missing.push((*d).clone());
+                for (d, stat) in digests.iter().zip(stored) {
+                    match stat {
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => missing.push((*d).clone()),
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 return Ok(Pin { at, missing });
