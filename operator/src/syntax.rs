@@ -1,5 +1,5 @@
 //! The syntax of values the specs carry: Kubernetes quantities, DNS names,
-//! IP addresses and CIDR ranges, cron schedules. Pure functions that import
+//! IP addresses and CIDR ranges, cron schedules, Go durations. Pure functions that import
 //! nothing from the crate, so both controllers' validate steps use them
 //! without borrowing from each other.
 
@@ -59,9 +59,75 @@ pub fn quantity_bytes(q: &str) -> Option<u64> {
     Some((value * multiplier as f64).round() as u64)
 }
 
+/// Seconds of a Go duration (`90s`, `1h30m`, `1.5h`), as the registry
+/// parses its durations; `None` when it is not one.
+pub fn go_duration_secs(s: &str) -> Option<f64> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_end);
+        let n: f64 = num.parse().ok()?;
+        let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = after;
+    }
+    total.is_finite().then_some(total)
+}
+
+/// Bytes of a quota limit as the registry's `storage.quotas[].limit` takes
+/// it: a whole number, bare or with k, M, G, T, Ki, Mi, Gi or Ti.
+pub fn quota_limit_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" => 1000,
+        "M" => 1000u64.pow(2),
+        "G" => 1000u64.pow(3),
+        "T" => 1000u64.pow(4),
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_and_quota_limits() {
+        assert_eq!(go_duration_secs("1h30m"), Some(5400.0));
+        assert_eq!(go_duration_secs("90s"), Some(90.0));
+        assert_eq!(go_duration_secs("1.5h"), Some(5400.0));
+        for bad in ["", "1d", "h", "1 h", "-1h", "soon"] {
+            assert_eq!(go_duration_secs(bad), None, "{bad:?}");
+        }
+        assert_eq!(quota_limit_bytes("50Gi"), Some(50 << 30));
+        assert_eq!(quota_limit_bytes("500M"), Some(500_000_000));
+        assert_eq!(quota_limit_bytes("1024"), Some(1024));
+        for bad in ["", "1.5Gi", "50GB", "1Pi", "-1", "Gi", "99999999999Ti"] {
+            assert_eq!(quota_limit_bytes(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn quantities() {

@@ -479,18 +479,6 @@ pub struct NetworkPolicySpec {
     pub from: Vec<NetworkPolicyPeer>,
 }
 
-/// Scheduled garbage collection.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GarbageCollectionSpec {
-    /// Cron schedule of a CronJob running `wharf-registry garbage-collect`, e.g. `0 3 * * 0`.
-    #[x_kube(validation = Rule::new(
-        "self.matches('^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$') || size(self.split(' ').filter(f, f != '')) == 5"
-    ).message("garbageCollection.schedule must be a cron schedule with five fields, e.g. `0 3 * * 0`"))]
-    #[schemars(length(max = 128))]
-    pub schedule: String,
-}
-
 /// Lets the container runtime on every node pull from the registry by its
 /// in-cluster name. A node resolves names with its own resolver, which does
 /// not know `<name>.<namespace>.svc.<clusterDomain>`, and containerd sends a

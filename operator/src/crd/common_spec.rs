@@ -1,7 +1,10 @@
 //! The spec fields a Registry and a RegistryMirror share, borrowed from
 //! either, so dereference and validate are written once.
 
-use super::{GarbageCollectionSpec, NodeAccessSpec, Registry, RegistryMirror, RegistryMirrorSpec, ServerSpec};
+use super::{
+    GarbageCollectionSpec, NodeAccessSpec, QuotaSpec, Registry, RegistryMirror, RegistryMirrorSpec, RetentionSpec,
+    ServerSpec,
+};
 
 /// The shared part of a spec.
 #[derive(Clone, Copy, Debug)]
@@ -12,6 +15,10 @@ pub struct CommonSpec<'a> {
     pub delete_enabled: bool,
     /// `garbageCollection` (Registry only).
     pub garbage_collection: Option<&'a GarbageCollectionSpec>,
+    /// `retention` (Registry only).
+    pub retention: Option<&'a RetentionSpec>,
+    /// `quotas` (Registry only).
+    pub quotas: &'a [QuotaSpec],
     /// `nodeAccess`.
     pub node_access: Option<&'a NodeAccessSpec>,
 }
@@ -24,6 +31,8 @@ impl<'a> CommonSpec<'a> {
             server: &s.server,
             delete_enabled: s.delete_enabled,
             garbage_collection: s.garbage_collection.as_ref(),
+            retention: s.retention.as_ref(),
+            quotas: &s.quotas,
             node_access: s.node_access.as_ref(),
         }
     }
@@ -39,6 +48,8 @@ impl<'a> CommonSpec<'a> {
             server: &s.server,
             delete_enabled: false,
             garbage_collection: None,
+            retention: None,
+            quotas: &[],
             node_access: s.node_access.as_ref(),
         }
     }

@@ -31,6 +31,49 @@ pub struct RegistryStatus {
     /// why it maps none (refused by the cluster's policy, or claimed by an older resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_access: Option<String>,
+    /// With `garbageCollection.online` or a schedule: the last collection, as
+    /// a ready registry pod reports it (`/debug/gc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage_collection: Option<LastCollection>,
+    /// With `quotas`: each quota's use, as a ready registry pod reports it (`/debug/quotas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaUse>,
+}
+
+/// The last garbage collection, online or by the CronJob.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastCollection {
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Whether it was a dry run (nothing deleted).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Blobs deleted.
+    #[serde(default)]
+    pub blobs_deleted: i64,
+    /// Bytes reclaimed.
+    #[serde(default)]
+    pub bytes_reclaimed: i64,
+    /// Manifests deleted (untagged ones, with `deleteUntagged`).
+    #[serde(default)]
+    pub manifests_deleted: i64,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One quota's use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaUse {
+    /// The quota's repository glob.
+    pub repositories: String,
+    /// Bytes of the unique blobs the matching repositories reference.
+    pub used_bytes: i64,
+    /// The limit, in bytes.
+    pub limit_bytes: i64,
 }
 
 /// Condition types.

@@ -10,12 +10,14 @@
 pub mod common;
 pub mod common_spec;
 pub mod conditions;
+pub mod maintenance;
 pub mod mirror;
 pub mod registry;
 
 pub use common::*;
 pub use common_spec::CommonSpec;
-pub use conditions::RegistryStatus;
+pub use conditions::{LastCollection, QuotaUse, RegistryStatus};
+pub use maintenance::*;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};
 pub use registry::{Registry, RegistrySpec};
 
@@ -196,6 +198,81 @@ mod tests {
             registry(json!({"storage": {"emptyDir": {}}, "ingress": {"host": "registry"}})),
             "at least one dot",
         );
+    }
+
+    #[test]
+    fn cel_checks_garbage_collection_retention_and_quotas() {
+        let with = |extra: Value| {
+            let mut spec = json!({"storage": {"emptyDir": {}}});
+            spec.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            registry(spec)
+        };
+        let online = json!({"online": true, "interval": "30m", "minAge": "2h", "deleteUntagged": true});
+        assert_eq!(with(json!({"garbageCollection": {"schedule": "0 3 * * 0"}})), Ok(()), "stored objects stay valid");
+        assert_eq!(
+            with(json!({"garbageCollection": {"schedule": "@daily", "minAge": "90m", "deleteUntagged": true}})),
+            Ok(())
+        );
+        assert_eq!(
+            with(json!({"garbageCollection": online, "quotas": [{"repositories": "team-a/**", "limit": "50Gi"}],
+                "retention": {"dryRun": true, "delay": "1h", "policies": [{"repositories": ["ci/**"],
+                    "deleteReferrers": true, "deleteUntagged": true, "keepTags": [{"patterns": ["^v[0-9]+"],
+                    "pulledWithin": "720h", "pushedWithin": "168h", "mostRecentlyPushedCount": 5,
+                    "mostRecentlyPulledCount": 0}]}]}})),
+            Ok(())
+        );
+        let exactly_one = "exactly one of schedule (a CronJob) and online: true";
+        rejected_with(with(json!({"garbageCollection": {"schedule": "@daily", "online": true}})), exactly_one);
+        rejected_with(with(json!({"garbageCollection": {}})), exactly_one);
+        rejected_with(with(json!({"garbageCollection": {"online": false}})), exactly_one);
+        rejected_with(
+            with(json!({"garbageCollection": {"schedule": "@daily", "interval": "1h"}})),
+            "interval applies only with online: true",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": {"online": true, "minAge": "1d"}})),
+            "minAge must be a Go duration",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": {"online": true, "interval": "hourly"}})),
+            "interval must be a Go duration",
+        );
+        let retention = json!({"policies": [{"repositories": ["**"]}]});
+        rejected_with(with(json!({"retention": retention})), "needs garbageCollection.online: true");
+        rejected_with(
+            with(json!({"retention": retention, "garbageCollection": {"schedule": "@daily"}})),
+            "needs garbageCollection.online: true",
+        );
+        let gc = json!({"online": true});
+        rejected_with(
+            with(json!({"garbageCollection": gc, "retention": {"delay": "a day"}})),
+            "retention.delay must be a Go duration",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": gc, "retention": {"policies": [{"repositories": ["**"],
+                "keepTags": [{"pushedWithin": "7d"}]}]}})),
+            "keepTags[].pushedWithin must be a Go duration",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": gc, "retention": {"policies": [{"repositories": [""]}]}})),
+            "each glob is 1 to 256 characters",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": gc, "retention": {"policies": [{"repositories": ["**"],
+                "keepTags": [{"mostRecentlyPulledCount": -1}]}]}})),
+            "must not be negative",
+        );
+        rejected_with(
+            with(json!({"garbageCollection": gc, "retention": {"policies": [{"repositories": []}]}})),
+            "name at least one glob",
+        );
+        for limit in ["1.5Gi", "50GB", "-1", "lots", "1Pi"] {
+            rejected_with(
+                with(json!({"quotas": [{"repositories": "team-a/**", "limit": limit}]})),
+                "quotas[].limit must be bytes or a whole number",
+            );
+        }
+        assert_eq!(with(json!({"quotas": [{"repositories": "a/**", "limit": "1073741824"}]})), Ok(()));
     }
 
     #[test]

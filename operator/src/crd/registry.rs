@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::*;
 use super::conditions::RegistryStatus;
+use super::maintenance::{GarbageCollectionSpec, QuotaSpec, RetentionSpec};
 
 /// A container registry (wharf-registry) with its storage, auth and network
 /// exposure. The operator creates the Deployment, Service, configuration and
@@ -26,6 +27,9 @@ use super::conditions::RegistryStatus;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.retention) || (has(self.garbageCollection) && has(self.garbageCollection.online) && self.garbageCollection.online)"
+).message("retention runs in the online collection: it needs garbageCollection.online: true"))]
 pub struct RegistrySpec {
     /// The fields a RegistryMirror has too.
     #[serde(flatten)]
@@ -33,9 +37,20 @@ pub struct RegistrySpec {
     /// Allow deleting manifests and blobs through the API.
     #[serde(default)]
     pub delete_enabled: bool,
-    /// Scheduled garbage collection of unreferenced blobs.
+    /// Garbage collection of unreferenced blobs: a CronJob on a `schedule`,
+    /// or `online` inside the registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garbage_collection: Option<GarbageCollectionSpec>,
+    /// Retention policies (the registry's `storage.retention`): which tags
+    /// to keep; the rest are deleted before each online collection. Needs
+    /// `garbageCollection.online: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Storage limits per repository glob (the registry's `storage.quotas`);
+    /// a push past one is refused. `status.quotas` shows the use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub quotas: Vec<QuotaSpec>,
     /// Let every node's containerd pull from this registry by its in-cluster
     /// name: a DaemonSet `<name>-node-access` adds `<ClusterIP> <name>.<namespace>.svc.<domain>`
     /// to each node's hosts file and writes `<certs.d>/<host:port>/hosts.toml`,

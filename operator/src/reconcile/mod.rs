@@ -27,7 +27,9 @@ pub mod pod_probe;
 pub mod render;
 pub mod s3;
 pub mod update_status;
+pub mod upkeep_probe;
 pub mod validate;
+pub mod validate_gc;
 pub mod validate_mirror;
 pub mod validated;
 
@@ -52,3 +54,6 @@ pub const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// (waiting for a node, an image) is looked at: nothing to ask them, and a
 /// hundred of them must not keep the operator busy.
 pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
+/// How often the last garbage collection and the quotas' use are read again
+/// for the status, when configured: they change with no event the operator watches.
+pub const UPKEEP_RECHECK: Duration = Duration::from_secs(300);

@@ -107,7 +107,12 @@ fn look_at(pod: &Pod, now: Timestamp) -> Option<Look> {
     if now.as_second() - started.0.as_second() < START_GRACE {
         return None;
     }
-    let ip: IpAddr = status.pod_ip.as_deref()?.parse().ok()?;
+    debug_addr(pod).map(Look::Ask)
+}
+
+/// The pod IP and the registry container's `debug` port.
+pub fn debug_addr(pod: &Pod) -> Option<SocketAddr> {
+    let ip: IpAddr = pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok()?;
     let port = pod
         .spec
         .as_ref()?
@@ -119,24 +124,30 @@ fn look_at(pod: &Pod, now: Timestamp) -> Option<Look> {
         .flatten()
         .find(|p| p.name.as_deref() == Some(names::PORT_NAME_DEBUG))
         .map_or(names::DEBUG_CONTAINER_PORT, |p| p.container_port);
-    Some(Look::Ask(SocketAddr::new(ip, u16::try_from(port).ok()?)))
+    Some(SocketAddr::new(ip, u16::try_from(port).ok()?))
 }
 
 /// `GET /debug/ready` at `addr`: the status code and the start of the body.
 pub async fn get_ready(addr: SocketAddr) -> Result<(u16, String), String> {
+    get_debug(addr, "/debug/ready", 4096).await
+}
+
+/// `GET path` on a pod's debug port: the status code and at most `limit`
+/// bytes of the body (a longer body is an error), within 3 s.
+pub async fn get_debug(addr: SocketAddr, path: &str, limit: usize) -> Result<(u16, String), String> {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
         let conn = tokio::spawn(conn);
-        let request = hyper::Request::get("/debug/ready")
+        let request = hyper::Request::get(path)
             .header(hyper::header::HOST, addr.to_string())
             .header(hyper::header::USER_AGENT, "wharf-operator")
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), 4096).collect().await.map_err(|e| e.to_string())?;
+        let body = Limited::new(response.into_body(), limit).collect().await.map_err(|e| e.to_string())?;
         drop(sender);
         conn.abort();
         Ok((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))

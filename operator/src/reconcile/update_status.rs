@@ -15,8 +15,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::crd::RegistryStatus;
 use crate::crd::conditions::{reasons, types};
+use crate::crd::{LastCollection, QuotaUse, RegistryStatus};
 use crate::crd::{Registry, RegistryMirror};
 
 use super::build::{Applied, Resources};
@@ -69,6 +69,10 @@ pub struct Observed {
     pub node_access_refused: Option<(&'static str, String)>,
     /// What a registry pod says is wrong while replicas are missing: Degraded.
     pub pod_problem: Option<PodProblem>,
+    /// `status.garbageCollection`: the last collection a ready pod reported.
+    pub garbage_collection: Option<LastCollection>,
+    /// `status.quotas`: the quota use a ready pod reported.
+    pub quotas: Vec<QuotaUse>,
 }
 
 impl Observed {
@@ -118,6 +122,8 @@ pub fn observe(applied: &Resources<Applied>, node_access: Option<Option<Verdict>
         node_access,
         node_access_refused,
         pod_problem: None,
+        garbage_collection: None,
+        quotas: Vec::new(),
     }
 }
 
@@ -180,6 +186,8 @@ pub fn compute_status(v: &ValidatedRegistry, observed: &Observed, generation: Op
         realm: matches!(v.auth, Auth::Token(_)).then(|| v.endpoint.realm.clone()),
         ready_replicas: observed.ready_replicas,
         node_access: observed.node_access.clone(),
+        garbage_collection: observed.garbage_collection.clone(),
+        quotas: observed.quotas.clone(),
     }
 }
 
@@ -229,12 +237,12 @@ pub fn transitions<'a>(previous: Option<&RegistryStatus>, next: &'a RegistryStat
 }
 
 /// `status` as a merge patch. Fields that are unset in `status` but may be set
-/// in the stored status (realm, nodeAccess) are sent as null, so a merge
+/// in the stored status (realm, nodeAccess, garbageCollection, quotas) are sent as null, so a merge
 /// patch removes them rather than keeping a stale value.
 pub fn status_patch(status: &RegistryStatus) -> serde_json::Value {
     let mut value = serde_json::to_value(status).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
-        for key in ["realm", "nodeAccess"] {
+        for key in ["realm", "nodeAccess", "garbageCollection", "quotas"] {
             map.entry(key).or_insert(serde_json::Value::Null);
         }
     }
@@ -295,6 +303,8 @@ mod tests {
             node_access: None,
             node_access_refused: None,
             pod_problem: None,
+            garbage_collection: None,
+            quotas: Vec::new(),
         }
     }
 

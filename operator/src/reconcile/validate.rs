@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use crate::crd::{AccessMode, CommonSpec, ServiceType};
 use crate::names::{self, ChildNames, EndpointInput};
 use crate::settings::Settings;
-use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr, valid_schedule};
+use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr};
 
 use super::dereference::{Dereferenced, SecretState};
 use super::s3::validate_s3;
+use super::validate_gc::{validate_gc, validate_quotas, validate_retention};
 use super::validated::{
     AccessRule, Auth, Identity, Ingress, NewClaim, Pods, Service, Storage, TokenService, ValidatedRegistry,
 };
@@ -112,14 +113,9 @@ pub fn validate(
         ingress: ingress.as_ref().map(|i| (i.host.as_str(), i.tls_secret_name.is_some())),
     });
     let auth = validate_auth(id, spec, deref)?;
-    let gc_schedule = spec.garbage_collection.map(|g| g.schedule.trim().to_string());
-    if let Some(s) = &gc_schedule
-        && !valid_schedule(s)
-    {
-        return Err(Error::InvalidSpec(format!(
-            "garbageCollection.schedule `{s}` is not a cron schedule with five fields"
-        )));
-    }
+    let gc = validate_gc(spec)?;
+    let retention = validate_retention(spec, gc.as_ref())?;
+    let quotas = validate_quotas(spec)?;
     Ok(ValidatedRegistry {
         kind: id.kind,
         names,
@@ -150,7 +146,9 @@ pub fn validate(
         network_policy: server.network_policy.as_ref().filter(|n| n.enabled).map(|n| n.from.clone()),
         operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
-        gc_schedule,
+        gc,
+        retention,
+        quotas,
         http_secret: deref.generated.http_secret.clone(),
         proxy: None,
     })

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::crd::mirror::UpstreamCredentials;
-use crate::crd::{LogLevel, RepositoryAction, ServiceType};
+use crate::crd::{LogLevel, QuotaSpec, RepositoryAction, RetentionSpec, ServiceType};
 use crate::names::{ChildNames, Endpoint, OwnerKind};
 
 use super::s3::S3Settings;
@@ -49,12 +49,49 @@ pub struct ValidatedRegistry {
     pub operator_namespace: String,
     /// `storage.delete.enabled`.
     pub delete_enabled: bool,
-    /// Cron schedule of garbage collection.
-    pub gc_schedule: Option<String>,
+    /// Garbage collection, when configured.
+    pub gc: Option<GarbageCollection>,
+    /// Retention policies (only with online collection).
+    pub retention: Option<RetentionSpec>,
+    /// Storage quotas.
+    pub quotas: Vec<QuotaSpec>,
     /// The generated `http.secret`.
     pub http_secret: String,
     /// Proxy (mirror) settings.
     pub proxy: Option<Proxy>,
+}
+
+/// Garbage collection, checked, with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GarbageCollection {
+    /// CronJob or online.
+    pub mode: GcMode,
+    /// Grace of unreferenced blobs, a Go duration (`--min-age`, `storage.gc.delay`).
+    pub min_age: String,
+    /// Also delete untagged manifests (`-m`, `storage.gc.deleteuntagged`).
+    pub delete_untagged: bool,
+}
+
+/// Where the collection runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GcMode {
+    /// A CronJob on this cron schedule.
+    Scheduled(String),
+    /// Inside the registry, every `interval` (a Go duration).
+    Online {
+        /// Time between collections.
+        interval: String,
+    },
+}
+
+impl ValidatedRegistry {
+    /// The cron schedule, when garbage collection runs as a CronJob.
+    pub fn gc_schedule(&self) -> Option<&str> {
+        match &self.gc.as_ref()?.mode {
+            GcMode::Scheduled(s) => Some(s),
+            GcMode::Online { .. } => None,
+        }
+    }
 }
 
 /// Pod settings.

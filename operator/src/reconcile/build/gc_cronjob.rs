@@ -12,11 +12,18 @@ use super::super::validated::{Storage, ValidatedRegistry};
 use super::deployment::{pod_labels, pod_spec, registry_container};
 use super::meta::child_meta;
 
-/// The CronJob, when a schedule is set.
+/// The CronJob, when a schedule is set (none with online collection, which
+/// runs inside the registry; apply prunes a CronJob left from a schedule).
 pub fn build_gc_cronjob(v: &ValidatedRegistry) -> Option<CronJob> {
-    let schedule = v.gc_schedule.clone()?;
+    let gc = v.gc.as_ref()?;
+    let schedule = v.gc_schedule()?.to_string();
     let mut container = registry_container(v);
-    container.args = Some(vec!["garbage-collect".into(), paths::CONFIG.into()]);
+    let mut args = vec!["garbage-collect".to_string(), format!("--min-age={}", gc.min_age)];
+    if gc.delete_untagged {
+        args.push("-m".into());
+    }
+    args.push(paths::CONFIG.into());
+    container.args = Some(args);
     container.resources = v.pods.resources.clone();
     let mut spec = pod_spec(v, container);
     spec.restart_policy = Some("OnFailure".into());

@@ -18,6 +18,7 @@ pub mod pvc;
 pub mod registry_config;
 pub mod secret;
 pub mod service;
+pub mod upkeep_config;
 
 use std::fmt::Debug;
 use std::future::Future;

@@ -12,6 +12,7 @@ use crate::crd::{LogLevel, RepositoryAction};
 use crate::names::{self, paths};
 
 use super::super::validated::{Auth, Storage, ValidatedRegistry};
+use super::upkeep_config::{GcConfig, QuotaConfig, RetentionConfig, gc_config, quotas_config, retention_config};
 
 /// config.yml.
 #[derive(Debug, Serialize)]
@@ -57,6 +58,15 @@ pub struct StorageConfig {
     /// `redirect` (s3 only: the filesystem driver never redirects).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// `gc`: online garbage collection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcConfig>,
+    /// `retention`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionConfig>,
+    /// `quotas`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaConfig>,
 }
 
 /// `storage.filesystem`.
@@ -299,6 +309,9 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
         },
         delete: Enabled { enabled: v.delete_enabled },
         maintenance: Maintenance::default(),
+        gc: gc_config(v),
+        retention: v.retention.as_ref().map(retention_config),
+        quotas: quotas_config(&v.quotas),
     };
     let http = Http {
         addr: format!(":{}", names::REGISTRY_CONTAINER_PORT),
