@@ -55,5 +55,8 @@ pub const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// hundred of them must not keep the operator busy.
 pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
 /// How often the last garbage collection and the quotas' use are read again
-/// for the status, when configured: they change with no event the operator watches.
+/// for the status, when configured: they change with no event the operator
+/// watches. An online collection is read again after its interval, within these bounds.
 pub const UPKEEP_RECHECK: Duration = Duration::from_secs(300);
+/// The shortest re-read, however often an online collection runs.
+pub const UPKEEP_RECHECK_MIN: Duration = Duration::from_secs(10);

@@ -19,9 +19,7 @@ use crate::settings::Settings;
 use super::dereference::{self, Dereferenced, Target};
 use super::update_status::{self, HasRegistryStatus};
 use super::validated::{Identity, ValidatedRegistry};
-use super::{
-    Error, NOT_READY_RECHECK, RESYNC, UPKEEP_RECHECK, WAITING_RECHECK, apply, build, pod_probe, upkeep_probe, validate,
-};
+use super::{Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK, apply, build, pod_probe, upkeep_probe, validate};
 
 fn object_key<K: Resource>(obj: &K, kind: OwnerKind) -> String {
     format!(
@@ -163,7 +161,7 @@ where
                 let report = upkeep_probe::upkeep_report(&ctx.client, &id.namespace, kind, &id.name, wanted).await;
                 (observed.garbage_collection, observed.quotas) =
                     upkeep_probe::resolve(wanted, report, obj.registry_status());
-                recheck = recheck.min(UPKEEP_RECHECK);
+                recheck = recheck.min(validated.upkeep_recheck());
             }
             let status = update_status::compute_status(&validated, &observed, generation);
             update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;

@@ -131,6 +131,30 @@ mod tests {
         validate_input(&mut inputs[0], "team-a", &settings()).map(|_| ()).expect_err("refused").to_string()
     }
 
+    fn validated(extra: &str) -> crate::reconcile::validated::ValidatedRegistry {
+        let yaml = format!(
+            "apiVersion: wharf.dev/v1alpha1\nkind: Registry\nmetadata: {{ name: reg }}\nspec:\n  storage: {{ emptyDir: {{}} }}\n{extra}"
+        );
+        let mut inputs = parse(&yaml).expect("parses");
+        validate_input(&mut inputs[0], "team-a", &settings()).expect("valid")
+    }
+
+    /// The status follows an online collection: read again after its interval, within bounds.
+    #[test]
+    fn the_status_is_read_again_after_the_collection_interval() {
+        use std::time::Duration;
+        for (extra, want) in [
+            ("  garbageCollection: { online: true, interval: 2s }\n", 10),
+            ("  garbageCollection: { online: true, interval: 45s }\n", 45),
+            ("  garbageCollection: { online: true }\n", 300),
+            ("  garbageCollection: { online: true, interval: 24h }\n", 300),
+            ("  garbageCollection: { schedule: '@daily' }\n", 300),
+            ("  quotas: [{ repositories: 'a/**', limit: 1Gi }]\n", 300),
+        ] {
+            assert_eq!(validated(extra).upkeep_recheck(), Duration::from_secs(want), "{extra}");
+        }
+    }
+
     #[test]
     fn objects_that_got_past_cel_are_refused_by_name() {
         for (extra, words) in [

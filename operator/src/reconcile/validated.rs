@@ -85,6 +85,23 @@ pub enum GcMode {
 }
 
 impl ValidatedRegistry {
+    /// When to read the last collection and quota use again: after the
+    /// online collection's interval (so the status follows each pass), at
+    /// most every `UPKEEP_RECHECK_MIN`, at least every `UPKEEP_RECHECK`.
+    pub fn upkeep_recheck(&self) -> std::time::Duration {
+        use super::{UPKEEP_RECHECK, UPKEEP_RECHECK_MIN};
+        let online = match self.gc.as_ref().map(|g| &g.mode) {
+            Some(GcMode::Online { interval }) => crate::syntax::go_duration_secs(interval),
+            _ => None,
+        };
+        match online {
+            Some(secs) if secs.is_finite() && secs >= 0.0 => {
+                std::time::Duration::from_secs_f64(secs.min(UPKEEP_RECHECK.as_secs_f64())).max(UPKEEP_RECHECK_MIN)
+            }
+            _ => UPKEEP_RECHECK,
+        }
+    }
+
     /// The cron schedule, when garbage collection runs as a CronJob.
     pub fn gc_schedule(&self) -> Option<&str> {
         match &self.gc.as_ref()?.mode {
