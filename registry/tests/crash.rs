@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ const TASKS: usize = 8;
 const IMAGES_PER_TASK: usize = 6;
 const LAYERS_PER_IMAGE: usize = 3;
 const LAYER_BYTES: usize = 2 << 20;
-/// The registry is killed right after this many manifest PUTs were acknowledged.
+/// The registry is killed once this many manifest PUTs were acknowledged and
+/// some blob upload the registry has begun is not yet acknowledged.
 const KILL_AFTER_MANIFESTS: usize = 10;
 
 #[derive(Clone, Debug)]
@@ -35,9 +35,30 @@ struct Ledger {
     acked_blobs: BTreeSet<(String, String)>,
     /// (repo, digest) of every blob upload started.
     attempted_blobs: BTreeSet<(String, String)>,
+    /// (repo, digest) of every blob upload whose POST the registry answered.
+    begun_blobs: BTreeSet<(String, String)>,
     acked_manifests: Vec<AckedManifest>,
     /// First error each task met (expected once the registry is gone).
     errors: Vec<String>,
+    /// Told each time the kill condition holds; the killer re-checks it
+    /// under the lock, since an acknowledgement may land in between.
+    kill_tx: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Ledger {
+    fn in_flight(&self) -> usize {
+        self.begun_blobs.difference(&self.acked_blobs).count()
+    }
+
+    fn ready_to_kill(&self) -> bool {
+        self.acked_manifests.len() >= KILL_AFTER_MANIFESTS && self.in_flight() > 0
+    }
+
+    fn changed(&self) {
+        if let (true, Some(tx)) = (self.ready_to_kill(), &self.kill_tx) {
+            let _ = tx.send(());
+        }
+    }
 }
 
 struct Pusher {
@@ -72,6 +93,11 @@ impl Pusher {
             return Err(format!("POST upload {repo}: {}", resp.status()));
         }
         let mut loc = location(&self.base, &resp)?;
+        {
+            let mut ledger = self.ledger.lock().unwrap();
+            ledger.begun_blobs.insert((repo.to_string(), digest.clone()));
+            ledger.changed();
+        }
         let put = if chunked {
             let half = data.len() / 2;
             for (start, chunk) in [(0, &data[..half]), (half, &data[half..])] {
@@ -147,7 +173,9 @@ impl Pusher {
         let mut blobs = vec![config_digest];
         blobs.extend(layers.iter().map(|l| l["digest"].as_str().unwrap().to_string()));
         let acked = AckedManifest { repo, tag, digest, blobs };
-        self.ledger.lock().unwrap().acked_manifests.push(acked.clone());
+        let mut ledger = self.ledger.lock().unwrap();
+        ledger.acked_manifests.push(acked.clone());
+        ledger.changed();
         Ok(acked)
     }
 }
@@ -177,9 +205,8 @@ fn kill_9_then_check(config: &str) {
     let config = config.to_string();
     let mut reg = RegistryProcess::start(kind, &config);
 
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let manifests_acked = Arc::new(AtomicUsize::new(0));
     let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    let ledger = Arc::new(Mutex::new(Ledger { kill_tx: Some(kill_tx), ..Ledger::default() }));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
     wharf_registry::install_crypto_provider();
     let client = reqwest::Client::builder()
@@ -191,15 +218,10 @@ fn kill_9_then_check(config: &str) {
     let mut handles = Vec::new();
     for task in 0..TASKS {
         let pusher = Pusher { client: client.clone(), base: format!("http://{}", reg.addr), ledger: ledger.clone() };
-        let (counter, kill_tx) = (manifests_acked.clone(), kill_tx.clone());
         handles.push(rt.spawn(async move {
             for i in 0..IMAGES_PER_TASK {
                 match pusher.push_image(task, i).await {
-                    Ok(_) => {
-                        if counter.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER_MANIFESTS {
-                            let _ = kill_tx.send(());
-                        }
-                    }
+                    Ok(_) => {}
                     Err(e) => {
                         pusher.ledger.lock().unwrap().errors.push(format!("task {task}: {e}"));
                         return;
@@ -208,26 +230,26 @@ fn kill_9_then_check(config: &str) {
             }
         }));
     }
-    drop(kill_tx);
 
-    // Kill -9 as soon as the k-th manifest is acknowledged, with the other
-    // tasks mid-upload.
-    match kill_rx.recv_timeout(Duration::from_secs(240)) {
-        Ok(()) => {}
-        Err(e) => panic!(
-            "only {} manifests acknowledged before the pushes ended or stalled ({e}); errors: {:#?}",
-            manifests_acked.load(Ordering::SeqCst),
-            ledger.lock().unwrap().errors
-        ),
-    }
-    // Blob uploads started and not yet acknowledged when the kill lands: the
-    // ledger stays locked across the kill, so no acknowledgement slips in between.
-    let (killed_pid, in_flight_blobs) = {
+    // Kill -9 once k manifests are acknowledged and the registry holds a
+    // begun, unacknowledged blob upload. The ledger stays locked across the
+    // check and the kill, so no acknowledgement slips in between.
+    let (killed_pid, in_flight_blobs) = loop {
+        if let Err(e) = kill_rx.recv_timeout(Duration::from_secs(240)) {
+            let l = ledger.lock().unwrap();
+            panic!(
+                "{} manifests acknowledged and {} uploads in flight, and the pushes ended or stalled ({e}); errors: {:#?}",
+                l.acked_manifests.len(),
+                l.in_flight(),
+                l.errors
+            );
+        }
         let l = ledger.lock().unwrap();
-        let in_flight = l.attempted_blobs.difference(&l.acked_blobs).count();
-        let pid = reg.pid();
-        reg.kill();
-        (pid, in_flight)
+        if l.ready_to_kill() {
+            let pid = reg.pid();
+            reg.kill();
+            break (pid, l.in_flight());
+        }
     };
     rt.block_on(async {
         let all = futures::future::join_all(handles);
