@@ -132,6 +132,16 @@ pub const TOKEN_SIGNING_KEY_KEY: &str = "tls.key";
 pub const TLS_CERT_KEY: &str = "tls.crt";
 /// Key of the private key in a kubernetes.io/tls Secret (the registry's serving key).
 pub const TLS_KEY_KEY: &str = "tls.key";
+/// Key of the issuing CA's certificate in a kubernetes.io/tls Secret, as
+/// cert-manager writes it; also the key of the CA bundle ConfigMap.
+pub const CA_CERT_KEY: &str = "ca.crt";
+/// The Secret, in the operator's namespace, holding the operator's CA
+/// (`tls.crt`, `tls.key`). Created once; deleting it makes a new CA, and
+/// every serving certificate is issued again.
+pub const CA_SECRET: &str = "wharf-ca";
+/// The ConfigMap holding the operator's CA certificate (key [`CA_CERT_KEY`])
+/// in every namespace with a Wharf resource, for Pods to mount.
+pub const CA_BUNDLE_CONFIG_MAP: &str = "wharf-ca-bundle";
 /// Default key of htpasswd content in a user's Secret.
 pub const DEFAULT_HTPASSWD_KEY: &str = "htpasswd";
 /// Default key of a certificate bundle in a user's Secret.
@@ -189,6 +199,15 @@ impl ChildNames {
     /// The generated Secret holding the token signing key.
     pub fn signing_key_secret(&self) -> String {
         format!("{}-token-key", self.instance)
+    }
+    /// The Secret holding the serving certificate the operator (or
+    /// cert-manager) issues.
+    pub fn tls_secret(&self) -> String {
+        format!("{}-tls", self.instance)
+    }
+    /// The cert-manager Certificate, with `tls.issuerRef`.
+    pub fn certificate(&self) -> String {
+        self.instance.clone()
     }
     /// The PersistentVolumeClaim the operator creates.
     pub fn pvc(&self) -> String {
@@ -292,6 +311,19 @@ pub fn endpoint(input: &EndpointInput<'_>) -> Endpoint {
 /// The DNS name (without port) the registry's own certificate must carry.
 pub fn cluster_dns_name(service: &str, namespace: &str, cluster_domain: &str) -> String {
     format!("{service}.{namespace}.svc.{}", cluster_domain.trim_matches('.'))
+}
+
+/// The names a serving certificate carries: the in-cluster FQDN first, then
+/// the shorter names a Pod's resolver completes, then the Ingress host.
+pub fn serving_dns_names(service: &str, namespace: &str, cluster_domain: &str, ingress_host: Option<&str>) -> Vec<String> {
+    let mut names = vec![
+        cluster_dns_name(service, namespace, cluster_domain),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}"),
+        service.to_string(),
+    ];
+    names.extend(ingress_host.map(str::to_string));
+    names
 }
 
 #[cfg(test)]

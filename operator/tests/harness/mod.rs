@@ -20,7 +20,7 @@ use wharf_operator::controller::{self, Scope};
 use wharf_operator::crd::{Registry, RegistryMirror};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::node_access::policy::Policy;
-use wharf_operator::settings::{NodeSettings, Settings};
+use wharf_operator::settings::{NodeSettings, Settings, TlsSettings};
 
 /// A client for the API server named by `WHARF_KUBECONFIG`.
 pub async fn client() -> Client {
@@ -87,6 +87,7 @@ pub fn start_controllers_with(client: &Client, ns: &str, policy: Policy) -> Cont
         cluster_domain: "cluster.local".into(),
         default_image: "wharf-registry:test".into(),
         node: NodeSettings { namespace: ns.to_string(), policy },
+        tls: TlsSettings::default(),
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
     let (tx, rx) = tokio::sync::watch::channel(false);
