@@ -315,7 +315,12 @@ pub fn cluster_dns_name(service: &str, namespace: &str, cluster_domain: &str) ->
 
 /// The names a serving certificate carries: the in-cluster FQDN first, then
 /// the shorter names a Pod's resolver completes, then the Ingress host.
-pub fn serving_dns_names(service: &str, namespace: &str, cluster_domain: &str, ingress_host: Option<&str>) -> Vec<String> {
+pub fn serving_dns_names(
+    service: &str,
+    namespace: &str,
+    cluster_domain: &str,
+    ingress_host: Option<&str>,
+) -> Vec<String> {
     let mut names = vec![
         cluster_dns_name(service, namespace, cluster_domain),
         format!("{service}.{namespace}.svc"),

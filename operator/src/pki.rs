@@ -64,7 +64,8 @@ impl Ca {
         params.distinguished_name.push(DnType::OrganizationName, "wharf");
         // Path length 0: this CA signs serving certificates, never another CA.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         (params.not_before, params.not_after) = validity(now, lifetime);
         let cert = params.self_signed(&key).map_err(rcgen_err("signing the CA"))?;
         let pem = Pem { cert: cert.pem(), key: key.serialize_pem() };

@@ -162,7 +162,7 @@ where
         step(tracing::info_span!("build"), Box::pin(async { build::build(&validated) })).await.map_err(Error::Build)?;
     let applied = match step(
         tracing::info_span!("apply"),
-        Box::pin(apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources)),
+        Box::pin(apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources, validated.tls_secret.as_deref())),
     )
     .await
     {

@@ -119,7 +119,9 @@ pub async fn prepare(
     let names = ChildNames::new(target.name);
     match source {
         TlsSource::Off => Ok(ServingTls::Off),
-        TlsSource::UserSecret(s) => Ok(ServingTls::Secret { secret: s.into(), field: Some("tls.secretName"), renew_in: None }),
+        TlsSource::UserSecret(s) => {
+            Ok(ServingTls::Secret { secret: s.into(), field: Some("tls.secretName"), renew_in: None })
+        }
         TlsSource::OperatorCa => {
             let renew_in = ensure_issued(client, ca, target, &names.tls_secret(), tls).await?;
             Ok(ServingTls::Secret { secret: names.tls_secret(), field: None, renew_in: Some(renew_in) })
