@@ -47,6 +47,9 @@ struct Common {
     /// How long before its end a serving certificate is issued again (Go duration).
     #[arg(long, env = "WHARF_TLS_RENEW_BEFORE", value_parser = go_duration)]
     tls_renew_before: Option<Duration>,
+    /// Domains under which an Ingress host may go into a serving certificate (comma-separated).
+    #[arg(long, env = "WHARF_TLS_INGRESS_DOMAINS", value_delimiter = ',')]
+    tls_ingress_domains: Vec<String>,
     /// Lifetime of a new CA (Go duration).
     #[arg(long, env = "WHARF_TLS_CA_LIFETIME", value_parser = go_duration)]
     tls_ca_lifetime: Option<Duration>,
@@ -122,6 +125,7 @@ fn tls_settings(common: &Common) -> anyhow::Result<settings::TlsSettings> {
         ca_lifetime: common.tls_ca_lifetime.unwrap_or(d.ca_lifetime),
         cert_lifetime: common.tls_cert_lifetime.unwrap_or(d.cert_lifetime),
         renew_before: common.tls_renew_before.unwrap_or(d.renew_before),
+        ingress_domains: common.tls_ingress_domains.clone(),
     };
     anyhow::ensure!(
         tls.renew_before < tls.cert_lifetime,

@@ -60,6 +60,9 @@ pub const LABEL_OWNER_KIND: &str = "wharf.dev/owner-kind";
 pub const APP_NAME: &str = "wharf-registry";
 /// [`LABEL_NAME`] of the operator's own pods (the chart's selector label).
 pub const OPERATOR_APP_NAME: &str = "wharf-operator";
+/// A namespace label: `"true"` asks for the CA bundle ConfigMap there, for
+/// Pods that reach Wharf registries from a namespace holding none.
+pub const LABEL_CA_BUNDLE: &str = "wharf.dev/ca-bundle";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGER: &str = "wharf-operator";
 /// [`LABEL_NAME`] of the `nodeAccess` agent pods. It differs from [`APP_NAME`]
@@ -313,21 +316,34 @@ pub fn cluster_dns_name(service: &str, namespace: &str, cluster_domain: &str) ->
     format!("{service}.{namespace}.svc.{}", cluster_domain.trim_matches('.'))
 }
 
-/// The names a serving certificate carries: the in-cluster FQDN first, then
-/// the shorter names a Pod's resolver completes, then the Ingress host.
+/// The names a serving certificate from the operator's CA carries: the
+/// in-cluster FQDN first, then the shorter names a Pod's resolver completes,
+/// then the Ingress host if it lies in a domain the cluster admin allowed.
+///
+/// Every Pod that mounts the CA bundle trusts these names, and tenants choose
+/// them, so none may be a public name: `<service>.<namespace>` is left out
+/// (a Registry `google` in a namespace `dev` would be google.dev), and so is
+/// an Ingress host outside `allowed_ingress_domains`.
 pub fn serving_dns_names(
     service: &str,
     namespace: &str,
     cluster_domain: &str,
     ingress_host: Option<&str>,
+    allowed_ingress_domains: &[String],
 ) -> Vec<String> {
     let mut names = vec![
         cluster_dns_name(service, namespace, cluster_domain),
         format!("{service}.{namespace}.svc"),
-        format!("{service}.{namespace}"),
         service.to_string(),
     ];
-    names.extend(ingress_host.map(str::to_string));
+    let allowed = |host: &str| {
+        allowed_ingress_domains
+            .iter()
+            .map(|d| d.trim_matches('.'))
+            .filter(|d| !d.is_empty())
+            .any(|d| host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.')))
+    };
+    names.extend(ingress_host.map(|h| h.trim().to_ascii_lowercase()).filter(|h| allowed(h)));
     names
 }
 
@@ -367,6 +383,20 @@ mod tests {
             assert_eq!(e.host, want, "{domain} {port}");
             assert_eq!(e.realm, format!("http://{want}/auth/token"));
         }
+    }
+
+    #[test]
+    fn serving_names_are_never_public_names_a_tenant_picked() {
+        let allowed = vec!["registry.example.com".to_string()];
+        let names = |host| serving_dns_names("google", "dev", "cluster.local", host, &allowed);
+        assert_eq!(names(None), ["google.dev.svc.cluster.local", "google.dev.svc", "google"]);
+        assert_eq!(names(Some("ghcr.io")).len(), 3, "an Ingress host outside the admin's domains");
+        assert_eq!(names(Some("registry.example.com")).len(), 3, "the domain itself is not under it");
+        assert_eq!(names(Some("evilregistry.example.com")).len(), 3);
+        assert_eq!(
+            names(Some("Team-A.registry.example.com")).last().map(String::as_str),
+            Some("team-a.registry.example.com")
+        );
     }
 
     #[test]

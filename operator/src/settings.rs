@@ -40,6 +40,9 @@ pub struct TlsSettings {
     pub cert_lifetime: Duration,
     /// How long before its end a serving certificate is issued again.
     pub renew_before: Duration,
+    /// Domains under which a resource's Ingress host may go into its serving
+    /// certificate (the admin's choice: every Pod trusting the CA trusts it).
+    pub ingress_domains: Vec<String>,
 }
 
 impl Default for TlsSettings {
@@ -49,6 +52,7 @@ impl Default for TlsSettings {
             ca_lifetime: Duration::from_secs(10 * 365 * DAY),
             cert_lifetime: Duration::from_secs(90 * DAY),
             renew_before: Duration::from_secs(30 * DAY),
+            ingress_domains: Vec::new(),
         }
     }
 }

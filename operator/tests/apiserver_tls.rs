@@ -47,13 +47,8 @@ async fn secret(client: &Client, ns: &str, name: &str) -> Option<Secret> {
 }
 
 fn names_of(ns: &str, name: &str, extra: &[&str]) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = [
-        format!("{name}.{ns}.svc.cluster.local"),
-        format!("{name}.{ns}.svc"),
-        format!("{name}.{ns}"),
-        name.to_string(),
-    ]
-    .into();
+    let mut out: BTreeSet<String> =
+        [format!("{name}.{ns}.svc.cluster.local"), format!("{name}.{ns}.svc"), name.to_string()].into();
     out.extend(extra.iter().map(|s| s.to_string()));
     out
 }
@@ -80,6 +75,7 @@ async fn the_operator_ca_issues_renews_and_reissues_serving_certificates() {
         ca_lifetime: Duration::from_secs(86_400),
         cert_lifetime: Duration::from_secs(40),
         renew_before: Duration::from_secs(30),
+        ingress_domains: vec!["example.test".into()],
     };
     let controllers = start_controllers_tls(&client, &ns, Policy::default(), tls.clone());
     let api: Api<Registry> = Api::namespaced(client.clone(), &ns);
@@ -281,4 +277,46 @@ async fn issuer_ref_creates_a_cert_manager_certificate_and_serves_its_secret() {
     .await;
     let volumes = deploy.spec.and_then(|s| s.template.spec).and_then(|p| p.volumes).unwrap_or_default();
     assert!(volumes.iter().any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("cm-tls")));
+}
+
+#[tokio::test]
+async fn a_namespace_that_asks_gets_the_ca_bundle() {
+    let client = client().await;
+    install_crds(&client).await;
+    let home = namespace(&client, "wharf-tls-home").await;
+    let asking = namespace(&client, "wharf-tls-asks").await;
+    let silent = namespace(&client, "wharf-tls-silent").await;
+    let label = json!({"metadata": {"labels": {"wharf.dev/ca-bundle": "true"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(&asking, &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .expect("label");
+
+    // The bundle task alone, cluster-wide: it only reads labelled namespaces.
+    let settings = wharf_operator::settings::Settings {
+        node: wharf_operator::settings::NodeSettings { namespace: home.clone(), policy: Policy::default() },
+        ..Default::default()
+    };
+    let ctx = std::sync::Arc::new(wharf_operator::context::Context::new(
+        client.clone(),
+        settings,
+        wharf_operator::metrics::Metrics::default(),
+        None,
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(wharf_operator::controller::ca_bundle::run(
+        ctx,
+        vec![wharf_operator::controller::Scope::All],
+        wharf_operator::controller::stopped(&stop_rx),
+    ));
+    let bundle = eventually("the bundle in the labelled namespace", || async {
+        Api::<ConfigMap>::namespaced(client.clone(), &asking).get_opt("wharf-ca-bundle").await.ok()?
+    })
+    .await;
+    let ca = secret(&client, &home, "wharf-ca").await.expect("the CA, in the operator's namespace");
+    assert_eq!(bundle.data.as_ref().and_then(|d| d.get("ca.crt")), text(&ca, "tls.crt").as_ref());
+    let _ = stop_tx.send(true);
+    task.await.expect("task");
+    let unasked = Api::<ConfigMap>::namespaced(client.clone(), &silent).get_opt("wharf-ca-bundle").await.expect("get");
+    assert!(unasked.is_none(), "a namespace that did not ask got the bundle");
 }

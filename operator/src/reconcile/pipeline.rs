@@ -101,9 +101,10 @@ async fn serving_tls(
             &id.namespace,
             &settings.cluster_domain,
             spec.server.ingress.as_ref().map(|i| i.host.trim()),
+            &settings.tls.ingress_domains,
         ),
     };
-    serving_cert::publish_ca_bundle(&ctx.client, &target, ca.cert_pem()).await?;
+    serving_cert::publish_ca_bundle(&ctx.client, serving_cert::BundleFor::Resource(&target), ca.cert_pem()).await?;
     serving_cert::prepare(&ctx.client, ca, spec.tls_source(), &target, &settings.tls).await
 }
 

@@ -275,27 +275,42 @@ async fn apply_certificate(
     }
 }
 
-/// Publishes the CA certificate as `wharf-ca-bundle` in the resource's
-/// namespace. Each resource applies it under its own field manager and owner
-/// reference, so the ConfigMap lives as long as one Wharf resource there does.
-pub async fn publish_ca_bundle(client: &Client, target: &For<'_>, ca_pem: &str) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), target.namespace);
+/// Who publishes the CA bundle in a namespace: a resource there (which owns
+/// it, with the others), or the namespace's own request.
+pub enum BundleFor<'a> {
+    /// A Wharf resource in the namespace.
+    Resource(&'a For<'a>),
+    /// A namespace labelled [`names::LABEL_CA_BUNDLE`] (or a watched one).
+    Namespace(&'a str),
+}
+
+/// Publishes the CA certificate as `wharf-ca-bundle`. Each publisher applies
+/// it under its own field manager (and a resource with its owner reference),
+/// so the ConfigMap lives as long as one Wharf resource there does.
+pub async fn publish_ca_bundle(client: &Client, by: BundleFor<'_>, ca_pem: &str) -> Result<(), Error> {
+    let (namespace, owner, manager) = match by {
+        BundleFor::Resource(t) => (
+            t.namespace,
+            Some(OwnerReference { controller: None, block_owner_deletion: None, ..t.owner.clone() }),
+            format!("{}/ca-bundle/{}/{}", names::MANAGER, t.kind.as_str(), t.name),
+        ),
+        BundleFor::Namespace(ns) => (ns, None, format!("{}/ca-bundle/namespace", names::MANAGER)),
+    };
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let name = names::CA_BUNDLE_CONFIG_MAP;
-    let owner = OwnerReference { controller: None, block_owner_deletion: None, ..target.owner.clone() };
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            namespace: Some(target.namespace.into()),
+            namespace: Some(namespace.into()),
             labels: Some(BTreeMap::from([(names::LABEL_MANAGED_BY.to_string(), names::MANAGER.to_string())])),
-            owner_references: Some(vec![owner]),
+            owner_references: owner.map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([(names::CA_CERT_KEY.to_string(), ca_pem.to_string())])),
         ..ConfigMap::default()
     };
-    let manager = format!("{}/ca-bundle/{}/{}", names::MANAGER, target.kind.as_str(), target.name);
     api.patch(name, &PatchParams::apply(&manager).force(), &Patch::Apply(&cm))
         .await
-        .map_err(api_err(format!("publishing the CA bundle ConfigMap {name}")))?;
+        .map_err(api_err(format!("publishing the CA bundle ConfigMap {namespace}/{name}")))?;
     Ok(())
 }
