@@ -115,6 +115,10 @@ pub mod paths {
     pub const ACCESS_DIR: &str = "/etc/wharf/access";
     /// Directory of an external token issuer's certificate bundle.
     pub const TOKEN_BUNDLE_DIR: &str = "/etc/wharf/token-bundle";
+    /// Directory of the operator's CA bundle (ConfigMap `wharf-ca-bundle`), in a mirror.
+    pub const CA_BUNDLE_DIR: &str = "/etc/wharf/ca-bundle";
+    /// Directory holding one subdirectory per upstream with a `caBundle`.
+    pub const UPSTREAM_CA_DIR: &str = "/etc/wharf/upstream-ca";
     /// Directory holding one subdirectory of credential files per upstream.
     pub const UPSTREAMS_DIR: &str = "/etc/wharf/upstreams";
     /// Scratch space (the root filesystem is read-only).
