@@ -329,7 +329,8 @@ spec:
       - {name: app, image: "$HOST/team-a/app:1", imagePullPolicy: Always}
 EOF
 k -n "$APPS" wait --for=condition=Available deployment/app --timeout="${T}s" >/dev/null
-ctr_ images ls -q | grep -qx "$HOST/team-a/app:1" || die "the node's containerd has no $HOST/team-a/app:1"
+images=$(ctr_ images ls -q)
+grep -qx "$HOST/team-a/app:1" <<<"$images" || die "the node's containerd has no $HOST/team-a/app:1: $images"
 n=$(big_blob_gets "$TEAM" team-registry team-a/app)
 [ "$n" -ge 1 ] || die "the registry served no layer of team-a/app: the node pull moved no bytes"
 log "deployment $APPS/app Available; the node pulled $HOST/team-a/app:1 over verified TLS ($n layer GET(s) of >= 1 MiB served)"
