@@ -3,8 +3,8 @@
 //! renewed before they end (short lifetimes here), reissued when the names
 //! change; the CA bundle ConfigMap; plain HTTP only when asked; the CEL
 //! rules of `tls`; and `tls.issuerRef` creating a cert-manager Certificate
-//! (cert-manager's CRD installed, no cert-manager controller: the test
-//! writes the Secret as cert-manager would).
+//! that cert-manager's own CRD (from its Go module) accepts; no cert-manager
+//! controller runs: the test writes the Secret as cert-manager would.
 //!
 //! Run with
 //!   WHARF_KUBECONFIG=/path/to/kubeconfig cargo test -p wharf-operator --features apiserver-tests --test apiserver_tls
@@ -199,18 +199,15 @@ async fn cel_refuses_conflicting_tls_fields() {
     }
 }
 
-/// cert-manager's `Certificate` CRD as far as this test needs it: the group,
-/// kind and version cert-manager serves, the schema left open.
+/// cert-manager's own `Certificate` CRD, from its Go module (scripts/operator-it.sh
+/// downloads it and names the file in `WHARF_CERT_MANAGER_CRD`): the object the
+/// operator writes must pass cert-manager's real schema.
 fn certificate_crd() -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "certificates.cert-manager.io"},
-        "spec": {"group": "cert-manager.io", "scope": "Namespaced",
-            "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate", "listKind": "CertificateList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .expect("crd")
+    let path = std::env::var("WHARF_CERT_MANAGER_CRD").unwrap_or_else(|_| {
+        panic!("WHARF_CERT_MANAGER_CRD is not set: scripts/operator-it.sh names cert-manager's certificates CRD")
+    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    serde_yaml::from_str(text.trim_start_matches("---\n")).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 #[tokio::test]
@@ -245,6 +242,9 @@ async fn issuer_ref_creates_a_cert_manager_certificate_and_serves_its_secret() {
     let dns: BTreeSet<String> =
         spec["dnsNames"].as_array().expect("dnsNames").iter().map(|v| v.as_str().expect("name").to_string()).collect();
     assert_eq!(dns, names_of(&ns, "cm", &[]));
+    assert_eq!(spec["privateKey"], json!({"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}));
+    assert_eq!(spec["usages"], json!(["server auth", "digital signature", "key encipherment"]));
+    assert!(spec["duration"].is_string() && spec["renewBefore"].is_string(), "{spec}");
     assert_eq!(cert.owner_references()[0].name, "cm");
 
     // Until cert-manager writes the Secret, the registry waits for it, saying so.

@@ -267,7 +267,8 @@ async fn apply_certificate(
             "issuerRef": {"name": issuer.name, "kind": issuer.kind.as_str(), "group": issuer.group},
         }
     });
-    let params = PatchParams::apply(names::MANAGER).force();
+    // Strict: a field cert-manager's schema does not know is an error, not silently pruned.
+    let params = PatchParams::apply(names::MANAGER).force().validation_strict();
     match api.patch(&names.certificate(), &params, &Patch::Apply(&cert)).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
