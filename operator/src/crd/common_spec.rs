@@ -2,8 +2,8 @@
 //! either, so dereference and validate are written once.
 
 use super::{
-    GarbageCollectionSpec, NodeAccessSpec, QuotaSpec, Registry, RegistryMirror, RegistryMirrorSpec, RetentionSpec,
-    ServerSpec,
+    GarbageCollectionSpec, NodeAccessSpec, NotificationsSpec, QuotaSpec, Registry, RegistryMirror, RegistryMirrorSpec,
+    RetentionSpec, ServerSpec,
 };
 
 /// The shared part of a spec.
@@ -21,6 +21,8 @@ pub struct CommonSpec<'a> {
     pub quotas: &'a [QuotaSpec],
     /// `nodeAccess`.
     pub node_access: Option<&'a NodeAccessSpec>,
+    /// `notifications` (Registry only).
+    pub notifications: Option<&'a NotificationsSpec>,
 }
 
 impl<'a> CommonSpec<'a> {
@@ -34,6 +36,7 @@ impl<'a> CommonSpec<'a> {
             retention: s.retention.as_ref(),
             quotas: &s.quotas,
             node_access: s.node_access.as_ref(),
+            notifications: s.notifications.as_ref(),
         }
     }
 
@@ -51,6 +54,7 @@ impl<'a> CommonSpec<'a> {
             retention: None,
             quotas: &[],
             node_access: s.node_access.as_ref(),
+            notifications: None,
         }
     }
 
@@ -84,6 +88,9 @@ impl<'a> CommonSpec<'a> {
         }
         if let Some(c) = self.server.storage.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
             out.push(c.secret_name.clone());
+        }
+        for e in self.notifications.iter().flat_map(|n| &n.endpoints) {
+            out.extend(e.secret_headers.iter().map(|h| h.secret_name.clone()));
         }
         out
     }

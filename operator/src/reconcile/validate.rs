@@ -15,6 +15,7 @@ use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr};
 use super::dereference::{Dereferenced, SecretState};
 use super::s3::validate_s3;
 use super::validate_gc::{validate_gc, validate_quotas, validate_retention};
+use super::validate_notifications::validate_notifications;
 use super::validated::{
     AccessRule, Auth, Identity, Ingress, NewClaim, Pods, Service, Storage, TokenService, ValidatedRegistry,
 };
@@ -116,6 +117,7 @@ pub fn validate(
     let gc = validate_gc(spec)?;
     let retention = validate_retention(spec, gc.as_ref())?;
     let quotas = validate_quotas(spec)?;
+    let notifications = validate_notifications(spec, deref)?;
     Ok(ValidatedRegistry {
         kind: id.kind,
         names,
@@ -151,6 +153,7 @@ pub fn validate(
         quotas,
         http_secret: deref.generated.http_secret.clone(),
         proxy: None,
+        notifications,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::names::{self, paths};
 
 use super::super::validated::{Auth, Storage, ValidatedRegistry};
 use super::meta::child_meta;
+use super::notifications_config::{header_mounts, value_file};
 use super::registry_config::upstream_dir;
 
 /// The user and group the registry runs as (distroless `nonroot`).
@@ -247,6 +248,9 @@ fn mounts(v: &ValidatedRegistry) -> Vec<VolumeMount> {
     for u in v.proxy.iter().flat_map(|p| &p.upstreams).filter(|u| u.credentials.is_some()) {
         m.push(mount(&upstream_volume(&u.name), &upstream_dir(&u.name)));
     }
+    for h in v.notifications.iter().flat_map(header_mounts) {
+        m.push(mount(&h.volume, &h.dir));
+    }
     m
 }
 
@@ -331,6 +335,11 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
                 &[(&c.username_key, "username"), (&c.password_key, "password")],
             ));
         }
+    }
+    // Notification headers from Secrets: a directory each (no subPath, so
+    // a rotated Secret reaches the file the registry reads at each delivery).
+    for h in v.notifications.iter().flat_map(header_mounts) {
+        vols.push(secret_volume(&h.volume, &h.secret, &[(&h.key, value_file())]));
     }
     vols
 }
