@@ -28,6 +28,12 @@ pub struct Events {
     /// Wharf: the share of pull events kept, 0 (none) to 1 (all, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pullsample: Option<f64>,
+    /// Wharf: flush each queued batch to disk before the request answers
+    /// (filesystem storage; S3 writes are always durable). Off, a batch
+    /// survives restarts and `kill -9` but not a power loss in the seconds
+    /// before the kernel writes it back; on, small pushes pay an fsync.
+    #[serde(default)]
+    pub flush: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -114,8 +114,9 @@ async fn deliver(registry: Arc<Registry>, ep: Endpoint, sender: Sender, wake: Ar
             let _ = tokio::time::timeout(POLL, wake.notified()).await;
             continue;
         }
-        for batch in &batches {
-            match send_batch(&registry, &ep, &sender, batch).await {
+        for chunk in chunks(&batches) {
+            let count: usize = chunk.iter().map(|b| b.count).sum();
+            match send_batches(&registry, &ep, &sender, chunk).await {
                 Ok(()) => {
                     if failures > 0 {
                         tracing::info!(endpoint = name, failures, "notification endpoint accepts events again");
@@ -124,7 +125,7 @@ async fn deliver(registry: Arc<Registry>, ep: Endpoint, sender: Sender, wake: Ar
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    metrics::notifications_failed(name, batch.count);
+                    metrics::notifications_failed(name, count);
                     let wait = retry_delay(&ep, failures);
                     tracing::warn!(endpoint = name, error = %e, failures, retry_in_ms = wait.as_millis() as u64,
                         "notification delivery failed");
@@ -139,16 +140,50 @@ async fn deliver(registry: Arc<Registry>, ep: Endpoint, sender: Sender, wake: Ar
     }
 }
 
-/// Sends one batch and removes it. A batch already gone counts as done.
-async fn send_batch(registry: &Registry, ep: &Endpoint, sender: &Sender, batch: &QueuedBatch) -> Result<(), String> {
-    let events = match registry.notification_batch(&ep.name, batch).await {
-        Ok(Some(events)) => events,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(format!("reading the queue: {e}")),
-    };
-    sender.send(&events).await?;
-    metrics::notifications_delivered(&ep.name, events.len());
-    registry.notification_done(&ep.name, batch).await.map_err(|e| format!("removing a delivered batch: {e}"))
+/// Most events sent in one request (registry:2's envelope holds a list).
+const MAX_EVENTS_PER_REQUEST: usize = 100;
+
+/// Consecutive batches, up to [`MAX_EVENTS_PER_REQUEST`] events each.
+fn chunks(batches: &[QueuedBatch]) -> Vec<&[QueuedBatch]> {
+    let mut out = Vec::new();
+    let (mut start, mut events) = (0, 0);
+    for (i, b) in batches.iter().enumerate() {
+        if i > start && events + b.count > MAX_EVENTS_PER_REQUEST {
+            out.push(&batches[start..i]);
+            (start, events) = (i, 0);
+        }
+        events += b.count;
+    }
+    if start < batches.len() {
+        out.push(&batches[start..]);
+    }
+    out
+}
+
+/// Sends consecutive batches in one request and removes them once the
+/// endpoint accepted it. Batches already gone count as done.
+async fn send_batches(
+    registry: &Registry,
+    ep: &Endpoint,
+    sender: &Sender,
+    batches: &[QueuedBatch],
+) -> Result<(), String> {
+    let mut events = Vec::new();
+    for b in batches {
+        match registry.notification_batch(&ep.name, b).await {
+            Ok(Some(e)) => events.extend(e),
+            Ok(None) => {}
+            Err(e) => return Err(format!("reading the queue: {e}")),
+        }
+    }
+    if !events.is_empty() {
+        sender.send(&events).await?;
+        metrics::notifications_delivered(&ep.name, events.len());
+    }
+    for b in batches {
+        registry.notification_done(&ep.name, b).await.map_err(|e| format!("removing a delivered batch: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Drops the oldest batches while the queue holds more than `maxpending`
@@ -199,5 +234,14 @@ mod tests {
         };
         let waits: Vec<u64> = (1..=9).map(|f| retry_delay(&ep, f).as_secs()).collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 32, 32, 32]);
+    }
+
+    #[test]
+    fn requests_take_consecutive_batches_up_to_the_limit() {
+        let b = |count| QueuedBatch { name: String::new(), count };
+        let batches = vec![b(60), b(30), b(20), b(150), b(1)];
+        let sizes: Vec<usize> = chunks(&batches).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![2, 1, 1, 1]);
+        assert!(chunks(&[]).is_empty());
     }
 }

@@ -183,7 +183,7 @@ impl Emitter {
             include_references: n.events.includereferences,
             pull_sample: n.events.pullsample.unwrap_or(1.0),
             source,
-            queue: Queue::new(endpoints),
+            queue: Queue::new(endpoints, n.events.flush),
         })
     }
 
