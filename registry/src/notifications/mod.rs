@@ -26,8 +26,9 @@ pub use send::Sender;
 /// How long a deliverer's lease lasts, and how often it is renewed.
 const LEASE_TTL: Duration = Duration::from_secs(10);
 const LEASE_RENEW: Duration = Duration::from_secs(3);
-/// How often an idle deliverer looks for batches other replicas wrote.
-const POLL: Duration = Duration::from_secs(1);
+/// How often an idle deliverer looks for batches other replicas wrote (its
+/// own replica's wake it at once): one listing per endpoint per 2 s on S3.
+const POLL: Duration = Duration::from_secs(2);
 
 /// The `source` of this process's events: `host:port` and an instance id.
 pub fn source(listen_addr: &str) -> Source {

@@ -292,6 +292,11 @@ impl Registry {
     /// pulls are sampled by `notifications.events.pullsample`.
     pub(super) async fn notify(&self, h: Happened<'_>) -> Result<()> {
         let Some(emitter) = self.events.get() else { return Ok(()) };
+        // A read-only registry writes nothing, events included (its storage
+        // may be mounted read-only); it only serves pulls.
+        if self.options.read_only {
+            return Ok(());
+        }
         if h.action == Action::Pull && emitter.pull_sample < 1.0 && rand::random::<f64>() >= emitter.pull_sample {
             return Ok(());
         }
