@@ -112,13 +112,17 @@ fn kill_9_and_a_receiver_down_lose_no_push_event() {
     assert_eq!(by_id.len(), REPOS * PER_REPO * 3, "each push made exactly one event (blobs and manifest)");
 }
 
+/// Two replicas on one bucket queue into the same place; whichever holds
+/// the endpoint's lease delivers the events of both.
 #[test]
 fn events_queue_and_deliver_on_s3() {
     let s3 = common::s3::S3Server::start("notify");
     let port = free_port();
     let yaml = format!("{}{}", s3.registry_config("notify", "/root", "", "s3-notify-secret"), endpoint(port));
     let reg = RegistryProcess::start(Kind::Wharf, &yaml);
-    let pushed: Vec<Pushed> = (0..3).map(|i| push_tiny(&reg.addr, "notify/s3", &format!("v{i}"), i)).collect();
+    let reg2 = RegistryProcess::start(Kind::Wharf, &yaml);
+    let mut pushed: Vec<Pushed> = (0..3).map(|i| push_tiny(&reg.addr, "notify/s3", &format!("v{i}"), i)).collect();
+    pushed.extend((0..3).map(|i| push_tiny(&reg2.addr, "notify/s3b", &format!("v{i}"), 10 + i)));
 
     // Queued as objects in the bucket while the receiver is down.
     let queue = s3.bucket_dir("notify").join("root/wharf/notifications/durable/queue");
@@ -131,6 +135,7 @@ fn events_queue_and_deliver_on_s3() {
     });
     let order = manifest_pushes(&events);
     assert_eq!(order["notify/s3"], vec!["v0", "v1", "v2"]);
+    assert_eq!(order["notify/s3b"], vec!["v0", "v1", "v2"], "the other replica's events, in order");
     // Delivered batches leave the bucket.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&queue).map(|d| d.count()).unwrap_or(0) > 0 {
