@@ -17,9 +17,7 @@ GC_IMAGE=$GCHOST/ci/app:release
 
 # gc_tags: the tags of ci/app, sorted, space-separated, as the node sees them.
 gc_tags() {
-  local ip
-  ip=$(k -n "$GC_TEAM" get service ci -o jsonpath='{.spec.clusterIP}')
-  curl -sf -m 5 -u ci:ci-e2e-pw "http://$ip:5000/v2/ci/app/tags/list" | jq -r '.tags | sort | join(" ")'
+  https_ "$GC_TEAM" ci /v2/ci/app/tags/list -f -u ci:ci-e2e-pw | jq -r '.tags | sort | join(" ")'
 }
 
 # gc_reclaimed: blobs the online collector deleted so far, summed over the registry's pods.
@@ -65,12 +63,12 @@ ready registry ci "$GC_TEAM"
 pull_secret "$GC_TEAM" ci "$GCHOST" ci ci-e2e-pw
 job "$GC_TEAM" ci-push "
 set -e
-crane push --insecure /images/app-a.tar $GC_IMAGE
+crane push /images/app-a.tar $GC_IMAGE
 for i in 1 2 3 4 5; do
   mkdir -p /tmp/l\$i
   head -c 1048576 /dev/urandom >/tmp/l\$i/build-\$i.bin
   tar -C /tmp/l\$i -cf /tmp/l\$i.tar .
-  crane append --insecure -b $GC_IMAGE -f /tmp/l\$i.tar -t $GCHOST/ci/app:build-\$i
+  crane append -b $GC_IMAGE -f /tmp/l\$i.tar -t $GCHOST/ci/app:build-\$i
 done
 " ci
 k -n "$GC_TEAM" apply -f - >/dev/null <<EOF
@@ -101,5 +99,5 @@ ctr_ images rm "$GC_IMAGE" >/dev/null 2>&1 || true
 k -n "$GC_TEAM" rollout restart deployment/ci-app >/dev/null
 k -n "$GC_TEAM" rollout status deployment/ci-app --timeout="${T}s" >/dev/null
 ctr_ images ls -q | grep -qx "$GC_IMAGE" || die "the node's containerd has no $GC_IMAGE after the collections"
-job "$GC_TEAM" ci-validate "crane validate --insecure --remote $GC_IMAGE" ci
+job "$GC_TEAM" ci-validate "crane validate --remote $GC_IMAGE" ci
 log "the collector reclaimed $(gc_reclaimed) blobs; the node pulled $GC_IMAGE again and it validates whole"

@@ -132,18 +132,18 @@ pull_secret "$S3_TEAM" pusher "$S3HOST" pusher pusher-e2e-pw
 job "$S3_TEAM" s3-push "
 set -e
 ref=$S3HOST/s3/app:base
-crane push --insecure /images/app-a.tar \$ref
+crane push /images/app-a.tar \$ref
 for i in 1 2 3 4 5; do
   mkdir -p /tmp/l\$i
   head -c 10485760 /dev/urandom >/tmp/l\$i/random-\$i.bin
   tar -C /tmp/l\$i -cf /tmp/l\$i.tar .
-  crane append --insecure -b \$ref -f /tmp/l\$i.tar -t $S3HOST/s3/app:step\$i
+  crane append -b \$ref -f /tmp/l\$i.tar -t $S3HOST/s3/app:step\$i
   ref=$S3HOST/s3/app:step\$i
 done
-crane tag --insecure \$ref 1
-crane validate --insecure --remote $S3_IMAGE
-for i in \$(seq 1 9); do crane digest --insecure $S3_IMAGE >/dev/null; done
-echo digest=\$(crane digest --insecure $S3_IMAGE)
+crane tag \$ref 1
+crane validate --remote $S3_IMAGE
+for i in \$(seq 1 9); do crane digest $S3_IMAGE >/dev/null; done
+echo digest=\$(crane digest $S3_IMAGE)
 " pusher
 digest=$(k -n "$S3_TEAM" logs job/s3-push | sed -n 's/^digest=//p')
 [ -n "$digest" ] || die "the push Job printed no digest"
@@ -177,7 +177,7 @@ job_start "$S3_TEAM" s3-pulls "
 set -e
 end=\$((\$(date +%s) + 20)); n=0
 while [ \$(date +%s) -lt \$end ]; do
-  crane validate --insecure --remote $S3_IMAGE >/dev/null
+  crane validate --remote $S3_IMAGE >/dev/null
   n=\$((n + 1)); echo pulled=\$n at=\$(date +%s)
 done
 " pusher

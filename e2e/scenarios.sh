@@ -3,11 +3,16 @@
 # images e2e/images.sh imported:
 #   1. helm install charts/wharf: the operator runs and holds the Lease
 #   2. a Registry with the built-in token service and a PVC becomes Ready,
-#      status.url in FQDN form
-#   3. a Job in another namespace pushes with crane: realm in-cluster, token
-#      flow, no localhost anywhere
-#   4. a Deployment pulls that image through the node's containerd (nodeAccess)
-#   5. a RegistryMirror in front of an upstream Registry with auth: public image
+#      status.url https:// in FQDN form (TLS by default, the operator's CA)
+#   3. a Job in another namespace (labelled for the CA bundle) pushes with
+#      crane over verified TLS: realm in-cluster, token flow, no --insecure,
+#      no localhost anywhere
+#   4. a Deployment pulls that image through the node's containerd (nodeAccess,
+#      the CA in hosts.toml, no skip_verify); then the serving certificate's
+#      Secret is deleted while the Deployment scales up: the operator issues
+#      a new one, the registry serves it without a restart, every pull succeeds
+#   5. a RegistryMirror in front of an upstream Registry with auth, TLS both
+#      ways (the mirror verifies the upstream against the operator's CA): public image
 #      pulled by the node through the mirror, private image with mirror
 #      credentials, anonymous client refused
 #   6. a spec change rolls the Deployment and the status follows
@@ -105,11 +110,15 @@ job() {
 
 # job_start NS NAME SCRIPT [DOCKER_CONFIG_SECRET]: the same, without waiting.
 job_start() {
-  local ns=$1 name=$2 script=$3 secret=${4:-} mounts= volumes=
+  local ns=$1 name=$2 script=$3 secret=${4:-}
+  # The CA bundle the operator publishes: crane (Go) trusts SSL_CERT_FILE.
+  local mounts="volumeMounts: [{name: ca, mountPath: /etc/wharf-ca, readOnly: true}"
+  local volumes="volumes: [{name: ca, configMap: {name: wharf-ca-bundle}}"
   if [ -n "$secret" ]; then
-    mounts="volumeMounts: [{name: auth, mountPath: /auth, readOnly: true}]"
-    volumes="volumes: [{name: auth, secret: {secretName: $secret, items: [{key: .dockerconfigjson, path: config.json}]}}]"
+    mounts+=", {name: auth, mountPath: /auth, readOnly: true}"
+    volumes+=", {name: auth, secret: {secretName: $secret, items: [{key: .dockerconfigjson, path: config.json}]}}"
   fi
+  mounts+="]" volumes+="]"
   k -n "$ns" delete job "$name" --ignore-not-found --wait=true >/dev/null
   k -n "$ns" apply -f - >/dev/null <<EOF
 apiVersion: batch/v1
@@ -125,7 +134,7 @@ spec:
       - name: main
         image: $CLIENT
         imagePullPolicy: Never
-        env: [{name: DOCKER_CONFIG, value: /auth}]
+        env: [{name: DOCKER_CONFIG, value: /auth}, {name: SSL_CERT_FILE, value: /etc/wharf-ca/ca.crt}]
         command: ["sh", "-c", $(printf '%s' "$script" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]
         $mounts
       $volumes
@@ -152,17 +161,42 @@ until_true() {
   done
 }
 
-# Whether the node reaches a registry Service (namespace, name) on port 5000,
-# any HTTP answer, by its ClusterIP (no name lookup): kube-proxy programs a
-# Service's rules a moment after its pod turns ready, and a pull refused in
-# that moment sends containerd on to the upstream by its name, a DNS query
-# that would leave the machine.
-node_reaches() {
-  local ip code
-  ip=$(k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}' 2>/dev/null) || return 1
+# The operator's CA, as Pods get it, for the checks the test runs from the
+# node: every https request below verifies the registry's certificate.
+CA_PEM=$WHARF_E2E_DIR/wharf-ca.crt
+save_ca() { # NS (holding a Wharf resource)
+  k -n "$1" wait --for=create configmap/wharf-ca-bundle --timeout="${T}s" >/dev/null
+  k -n "$1" get configmap wharf-ca-bundle -o jsonpath='{.data.ca\.crt}' >"$CA_PEM"
+  grep -q 'BEGIN CERTIFICATE' "$CA_PEM" || die "the CA bundle in $1 holds no certificate"
+}
+
+# https_ NS SERVICE PATH [curl args]: a verified request to a registry
+# Service by its ClusterIP, under its in-cluster name (no name lookup).
+https_() {
+  local ns=$1 svc=$2 path=$3 ip
+  shift 3
+  ip=$(k -n "$ns" get service "$svc" -o jsonpath='{.spec.clusterIP}' 2>/dev/null) || return 1
   [ -n "$ip" ] || return 1
-  code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$ip:5000/v2/" 2>/dev/null) || true
+  curl -s -m 5 --cacert "$CA_PEM" --resolve "$svc.$ns.svc.$DOMAIN:5000:$ip" "$@" "https://$svc.$ns.svc.$DOMAIN:5000$path"
+}
+
+# Whether the node reaches a registry Service (namespace, name) on port 5000,
+# any HTTP answer over verified TLS, by its ClusterIP (no name lookup):
+# kube-proxy programs a Service's rules a moment after its pod turns ready,
+# and a pull refused in that moment sends containerd on to the upstream by
+# its name, a DNS query that would leave the machine.
+node_reaches() {
+  local code
+  code=$(https_ "$1" "$2" /v2/ -o /dev/null -w '%{http_code}' 2>/dev/null) || true
   [ -n "$code" ] && [ "$code" != 000 ]
+}
+
+# The serial of the certificate a registry Service serves.
+served_serial() { # NS SERVICE
+  local ip
+  ip=$(k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}')
+  openssl s_client -connect "$ip:5000" -servername "$2.$1.svc.$DOMAIN" -CAfile "$CA_PEM" -verify_return_error \
+    </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null
 }
 
 namespace() {
@@ -234,7 +268,10 @@ EOF
 ready registry team-registry "$TEAM"
 HOST=team-registry.$TEAM.svc.$DOMAIN:5000
 url=$(k -n "$TEAM" get registry team-registry -o jsonpath='{.status.url}')
-[ "$url" = "http://$HOST" ] || die "status.url is '$url', want http://$HOST"
+[ "$url" = "https://$HOST" ] || die "status.url is '$url', want https://$HOST"
+save_ca "$TEAM"
+[ "$(k -n "$SYS" get secret wharf-ca -o jsonpath='{.data.tls\.crt}' | base64 -d)" = "$(cat "$CA_PEM")" ] ||
+  die "the CA bundle in $TEAM is not the operator's CA"
 [ "$(k -n "$TEAM" get registry team-registry -o jsonpath='{.status.host}')" = "$HOST" ] ||
   die "status.host is not $HOST"
 k -n "$TEAM" get pvc team-registry-data -o jsonpath='{.status.phase}' | grep -qx Bound ||
@@ -244,19 +281,22 @@ log "registry $TEAM/team-registry Ready at $url"
 # ------------------------------------------------------------------ 3
 phase "3. a Job in another namespace pushes with crane"
 namespace "$APPS"
+# $APPS holds no Wharf resource: it asks for the CA bundle.
+k label namespace "$APPS" wharf.dev/ca-bundle=true --overwrite >/dev/null
+k -n "$APPS" wait --for=create configmap/wharf-ca-bundle --timeout="${T}s" >/dev/null
 pull_secret "$APPS" alice-registry "$HOST" alice alice-e2e-pw
 job "$APPS" push "
 set -e
-crane push --insecure /images/app-a.tar $HOST/team-a/app:1
+crane push /images/app-a.tar $HOST/team-a/app:1
 # -v logs each request and response (credentials redacted): the challenge and the token request.
-crane digest -v --insecure $HOST/team-a/app:1 2>/tmp/trace
+crane digest -v $HOST/team-a/app:1 2>/tmp/trace
 grep -i -e 'www-authenticate' -e 'GET .*/auth/token' /tmp/trace
-echo digest=\$(crane digest --insecure $HOST/team-a/app:1)
+echo digest=\$(crane digest $HOST/team-a/app:1)
 " alice-registry
 logs=$(k -n "$APPS" logs job/push)
-grep -qi "www-authenticate: Bearer realm=\"http://$HOST/auth/token\"" <<<"$logs" ||
-  die "the registry's challenge does not name the in-cluster realm http://$HOST/auth/token: $logs"
-grep -q "GET http://$HOST/auth/token?" <<<"$logs" || die "crane did not fetch a token from the in-cluster realm: $logs"
+grep -qi "www-authenticate: Bearer realm=\"https://$HOST/auth/token\"" <<<"$logs" ||
+  die "the registry's challenge does not name the in-cluster realm https://$HOST/auth/token: $logs"
+grep -q "GET https://$HOST/auth/token?" <<<"$logs" || die "crane did not fetch a token from the in-cluster realm: $logs"
 grep -q "^digest=sha256:" <<<"$logs" || die "crane digest printed no digest: $logs"
 if grep -qi localhost <<<"$logs$(k -n "$TEAM" get configmaps,registry -o yaml)"; then
   die "localhost appears in the push logs or the registry's config"
@@ -269,6 +309,10 @@ CLUSTER_IP=$(k -n "$TEAM" get service team-registry -o jsonpath='{.spec.clusterI
 until_true "$HOSTS_FILE maps $HOST to $CLUSTER_IP" \
   grep -qE "^$CLUSTER_IP[[:space:]]+${HOST%:*}([[:space:]]|$)" "$HOSTS_FILE"
 until_true "$CERTS_DIR/$HOST/hosts.toml" test -f "$CERTS_DIR/$HOST/hosts.toml"
+grep -q "^server = \"https://$HOST\"" "$CERTS_DIR/$HOST/hosts.toml" || die "hosts.toml does not send $HOST over https"
+ca_file=$(sed -n 's/^ *ca = "\(.*\)"$/\1/p' "$CERTS_DIR/$HOST/hosts.toml")
+[ -n "$ca_file" ] && cmp -s "$ca_file" "$CA_PEM" || die "hosts.toml of $HOST does not trust the operator's CA"
+! grep -rq skip_verify "$CERTS_DIR" || die "skip_verify in $CERTS_DIR"
 ctr_ images rm "$HOST/team-a/app:1" >/dev/null 2>&1 || true
 k -n "$APPS" apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
@@ -285,10 +329,28 @@ spec:
       - {name: app, image: "$HOST/team-a/app:1", imagePullPolicy: Always}
 EOF
 k -n "$APPS" wait --for=condition=Available deployment/app --timeout="${T}s" >/dev/null
-ctr_ images ls -q | grep -qx "$HOST/team-a/app:1" || die "the node's containerd has no $HOST/team-a/app:1"
+images=$(ctr_ images ls -q)
+grep -qx "$HOST/team-a/app:1" <<<"$images" || die "the node's containerd has no $HOST/team-a/app:1: $images"
 n=$(big_blob_gets "$TEAM" team-registry team-a/app)
 [ "$n" -ge 1 ] || die "the registry served no layer of team-a/app: the node pull moved no bytes"
-log "deployment $APPS/app Available; the node pulled $HOST/team-a/app:1 ($n layer GET(s) of >= 1 MiB served)"
+log "deployment $APPS/app Available; the node pulled $HOST/team-a/app:1 over verified TLS ($n layer GET(s) of >= 1 MiB served)"
+
+phase "4b. the certificate is rotated by hand while the Deployment scales up"
+old_serial=$(served_serial "$TEAM" team-registry)
+[ -n "$old_serial" ] || die "no verified TLS handshake with team-registry"
+restarts() { k -n "$TEAM" get pods -l app.kubernetes.io/instance=team-registry -o jsonpath='{range .items[*]}{.metadata.uid}{.status.containerStatuses[0].restartCount}{"\n"}{end}'; }
+pods_before=$(restarts)
+k -n "$TEAM" delete secret team-registry-tls --wait=true >/dev/null
+k -n "$APPS" scale deployment app --replicas=4 >/dev/null
+k -n "$TEAM" wait --for=create secret/team-registry-tls --timeout="${T}s" >/dev/null
+serves_new_cert() { local s; s=$(served_serial "$TEAM" team-registry); [ -n "$s" ] && [ "$s" != "$old_serial" ]; }
+until_true "the registry serves the reissued certificate" serves_new_cert
+k -n "$APPS" rollout status deployment/app --timeout="${T}s" >/dev/null
+[ "$(k -n "$APPS" get deployment app -o jsonpath='{.status.readyReplicas}')" = 4 ] || die "not every replica of app is ready"
+failed=$(k -n "$APPS" get events --field-selector reason=Failed -o jsonpath='{range .items[*]}{.message}{"\n"}{end}')
+[ -z "$failed" ] || die "a pull failed during the rotation: $failed"
+[ "$(restarts)" = "$pods_before" ] || die "the registry pods restarted for the new certificate"
+log "certificate $old_serial -> $(served_serial "$TEAM" team-registry) with no restart; 4 replicas pulled, none failed"
 
 # ------------------------------------------------------------------ 5
 phase "5. a RegistryMirror in front of an upstream Registry with auth"
@@ -317,10 +379,10 @@ ready registry upstream "$MIRROR_NS"
 pull_secret "$MIRROR_NS" owner "$UP" owner owner-e2e-pw
 job "$MIRROR_NS" seed "
 set -e
-crane push --insecure /images/app-b.tar $UP/public/app:1
-crane push --insecure /images/app-c.tar $UP/public/tenant:1
-crane push --insecure /images/app-b.tar $UP/private/app:1
-crane mutate --insecure --label wharf.e2e/private=yes $UP/private/app:1
+crane push /images/app-b.tar $UP/public/app:1
+crane push /images/app-c.tar $UP/public/tenant:1
+crane push /images/app-b.tar $UP/private/app:1
+crane mutate --label wharf.e2e/private=yes $UP/private/app:1
 " owner
 # containerd selects the upstream with ?ns=$UP; clients that name it in the
 # path write the port's colon as _ (a repository name cannot hold a colon).
@@ -331,7 +393,7 @@ kind: RegistryMirror
 metadata: {name: mirror}
 spec:
   upstreams:
-    - {name: "$UP", url: "http://$UP", credentials: {secretName: mirror-bot}}
+    - {name: "$UP", url: "https://$UP", credentials: {secretName: mirror-bot}}
   storage: {emptyDir: {}}
   auth:
     token:
@@ -365,12 +427,12 @@ log "node pulled $UP/public/app:1 through the mirror ($n layer GET(s) from the m
 pull_secret "$MIRROR_NS" reader "$MIRROR" reader reader-e2e-pw
 job "$MIRROR_NS" private-with-credentials "
 set -e
-crane config --insecure $MIRROR/$UP_PREFIX/private/app:1
+crane config $MIRROR/$UP_PREFIX/private/app:1
 " reader
 grep -q 'wharf.e2e/private' <<<"$(k -n "$MIRROR_NS" logs job/private-with-credentials)" ||
   die "the private image through the mirror is not the private one"
 job "$MIRROR_NS" private-anonymous "
-if crane manifest --insecure $MIRROR/$UP_PREFIX/private/app:1 2>/tmp/err; then
+if crane manifest $MIRROR/$UP_PREFIX/private/app:1 2>/tmp/err; then
   echo LEAK: the private image was served anonymously; exit 1
 fi
 cat /tmp/err
@@ -449,7 +511,7 @@ kind: RegistryMirror
 metadata: {name: hub}
 spec:
   upstreams:
-    - {name: docker.io, url: "http://$UP"}
+    - {name: docker.io, url: "https://$UP"}
   storage: {emptyDir: {}}
   nodeAccess: {enabled: true}
 EOF
@@ -473,7 +535,7 @@ k -n "$SYS" rollout status deployment/wharf-operator --timeout="${T}s" >/dev/nul
 k -n "$TENANT" wait --for=jsonpath='{.status.conditions[?(@.type=="Degraded")].status}'=False \
   registrymirror/hub --timeout="${T}s" >/dev/null
 ready registrymirror hub "$TENANT"
-until_true "$CERTS_DIR/docker.io/hosts.toml points at $HUB" grep -q "http://$HUB" "$CERTS_DIR/docker.io/hosts.toml"
+until_true "$CERTS_DIR/docker.io/hosts.toml points at $HUB" grep -q "https://$HUB" "$CERTS_DIR/docker.io/hosts.toml"
 until_true "the node reaches $HUB through its Service" node_reaches "$TENANT" hub
 head -n 1 "$CERTS_DIR/docker.io/hosts.toml" | grep -qx "# wharf-node-access $TENANT/hub" ||
   die "docker.io/hosts.toml is not marked as $TENANT/hub's"

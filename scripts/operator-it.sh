@@ -12,7 +12,7 @@ bash e2e/cluster/build.sh all
 export WHARF_E2E_DIR=${WHARF_E2E_DIR:-/tmp/wharf-operator-it}
 trap 'bash e2e/cluster/apiserver.sh stop || true' EXIT
 eval "$(bash e2e/cluster/apiserver.sh start --with-controller-manager)"
-WHARF_KUBECONFIG=$KUBECONFIG cargo test --locked -p wharf-operator --features apiserver-tests --test apiserver --test apiserver_s3 --test apiserver_upkeep \
+WHARF_KUBECONFIG=$KUBECONFIG cargo test --locked -p wharf-operator --features apiserver-tests --test apiserver --test apiserver_s3 --test apiserver_upkeep --test apiserver_tls \
     --test apiserver_notifications
 # Step 5 of the chart checks runs this binary under the chart's RBAC; without
 # it that step would not run. A bare API server has no Prometheus Operator, so

@@ -1,7 +1,7 @@
 //! What every reconcile needs, built once in `main` and shared as `Arc`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
@@ -23,6 +23,8 @@ pub struct Context {
     pub settings: Settings,
     /// The latest node-access decision, and the wake-ups of resources whose answer changed.
     pub node_access: Board,
+    /// The operator's CA, read (or made) once, on first need.
+    pub ca: tokio::sync::OnceCell<Arc<crate::pki::Ca>>,
     /// Consecutive failures per object (`Kind/namespace/name`), for back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -37,6 +39,7 @@ impl Context {
             metrics,
             settings,
             node_access: Board::default(),
+            ca: tokio::sync::OnceCell::new(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -29,6 +29,7 @@ pub mod mirror_controller;
 pub mod names;
 pub mod node_access;
 pub mod node_agent;
+pub mod pki;
 pub mod reconcile;
 pub mod registry_controller;
 pub mod server;

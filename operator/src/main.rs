@@ -41,6 +41,25 @@ struct Common {
     /// (Not `--namespace`: `render` has that flag for the resources' namespace.)
     #[arg(long = "operator-namespace", env = "POD_NAMESPACE", default_value = settings::DEFAULT_NAMESPACE)]
     operator_namespace: String,
+    /// Lifetime of the serving certificates the operator's CA issues (Go duration, e.g. 2160h).
+    #[arg(long, env = "WHARF_TLS_CERT_LIFETIME", value_parser = go_duration)]
+    tls_cert_lifetime: Option<Duration>,
+    /// How long before its end a serving certificate is issued again (Go duration).
+    #[arg(long, env = "WHARF_TLS_RENEW_BEFORE", value_parser = go_duration)]
+    tls_renew_before: Option<Duration>,
+    /// Domains under which an Ingress host may go into a serving certificate (comma-separated).
+    #[arg(long, env = "WHARF_TLS_INGRESS_DOMAINS", value_delimiter = ',')]
+    tls_ingress_domains: Vec<String>,
+    /// Lifetime of a new CA (Go duration).
+    #[arg(long, env = "WHARF_TLS_CA_LIFETIME", value_parser = go_duration)]
+    tls_ca_lifetime: Option<Duration>,
+}
+
+fn go_duration(s: &str) -> Result<Duration, String> {
+    wharf_operator::syntax::go_duration_secs(s)
+        .filter(|secs| *secs >= 1.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a duration of at least 1s such as 2160h or 30m"))
 }
 
 #[derive(Subcommand)]
@@ -96,7 +115,25 @@ fn settings_from(common: &Common) -> anyhow::Result<Settings> {
         cluster_domain,
         default_image: common.registry_image.clone().unwrap_or_else(settings::default_registry_image),
         node: settings::NodeSettings { namespace: common.operator_namespace.clone(), policy },
+        tls: tls_settings(common)?,
     })
+}
+
+fn tls_settings(common: &Common) -> anyhow::Result<settings::TlsSettings> {
+    let d = settings::TlsSettings::default();
+    let tls = settings::TlsSettings {
+        ca_lifetime: common.tls_ca_lifetime.unwrap_or(d.ca_lifetime),
+        cert_lifetime: common.tls_cert_lifetime.unwrap_or(d.cert_lifetime),
+        renew_before: common.tls_renew_before.unwrap_or(d.renew_before),
+        ingress_domains: common.tls_ingress_domains.clone(),
+    };
+    anyhow::ensure!(
+        tls.renew_before < tls.cert_lifetime,
+        "--tls-renew-before ({:?}) must be shorter than --tls-cert-lifetime ({:?})",
+        tls.renew_before,
+        tls.cert_lifetime
+    );
+    Ok(tls)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -60,6 +60,9 @@ pub const LABEL_OWNER_KIND: &str = "wharf.dev/owner-kind";
 pub const APP_NAME: &str = "wharf-registry";
 /// [`LABEL_NAME`] of the operator's own pods (the chart's selector label).
 pub const OPERATOR_APP_NAME: &str = "wharf-operator";
+/// A namespace label: `"true"` asks for the CA bundle ConfigMap there, for
+/// Pods that reach Wharf registries from a namespace holding none.
+pub const LABEL_CA_BUNDLE: &str = "wharf.dev/ca-bundle";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGER: &str = "wharf-operator";
 /// [`LABEL_NAME`] of the `nodeAccess` agent pods. It differs from [`APP_NAME`]
@@ -112,6 +115,10 @@ pub mod paths {
     pub const ACCESS_DIR: &str = "/etc/wharf/access";
     /// Directory of an external token issuer's certificate bundle.
     pub const TOKEN_BUNDLE_DIR: &str = "/etc/wharf/token-bundle";
+    /// Directory of the operator's CA bundle (ConfigMap `wharf-ca-bundle`), in a mirror.
+    pub const CA_BUNDLE_DIR: &str = "/etc/wharf/ca-bundle";
+    /// Directory holding one subdirectory per upstream with a `caBundle`.
+    pub const UPSTREAM_CA_DIR: &str = "/etc/wharf/upstream-ca";
     /// Directory holding one subdirectory of credential files per upstream.
     pub const UPSTREAMS_DIR: &str = "/etc/wharf/upstreams";
     /// Directory holding, per notification endpoint, the header values mounted from Secrets.
@@ -134,6 +141,16 @@ pub const TOKEN_SIGNING_KEY_KEY: &str = "tls.key";
 pub const TLS_CERT_KEY: &str = "tls.crt";
 /// Key of the private key in a kubernetes.io/tls Secret (the registry's serving key).
 pub const TLS_KEY_KEY: &str = "tls.key";
+/// Key of the issuing CA's certificate in a kubernetes.io/tls Secret, as
+/// cert-manager writes it; also the key of the CA bundle ConfigMap.
+pub const CA_CERT_KEY: &str = "ca.crt";
+/// The Secret, in the operator's namespace, holding the operator's CA
+/// (`tls.crt`, `tls.key`). Created once; deleting it makes a new CA, and
+/// every serving certificate is issued again.
+pub const CA_SECRET: &str = "wharf-ca";
+/// The ConfigMap holding the operator's CA certificate (key [`CA_CERT_KEY`])
+/// in every namespace with a Wharf resource, for Pods to mount.
+pub const CA_BUNDLE_CONFIG_MAP: &str = "wharf-ca-bundle";
 /// Default key of htpasswd content in a user's Secret.
 pub const DEFAULT_HTPASSWD_KEY: &str = "htpasswd";
 /// Default key of a certificate bundle in a user's Secret.
@@ -191,6 +208,15 @@ impl ChildNames {
     /// The generated Secret holding the token signing key.
     pub fn signing_key_secret(&self) -> String {
         format!("{}-token-key", self.instance)
+    }
+    /// The Secret holding the serving certificate the operator (or
+    /// cert-manager) issues.
+    pub fn tls_secret(&self) -> String {
+        format!("{}-tls", self.instance)
+    }
+    /// The cert-manager Certificate, with `tls.issuerRef`.
+    pub fn certificate(&self) -> String {
+        self.instance.clone()
     }
     /// The PersistentVolumeClaim the operator creates.
     pub fn pvc(&self) -> String {
@@ -296,6 +322,37 @@ pub fn cluster_dns_name(service: &str, namespace: &str, cluster_domain: &str) ->
     format!("{service}.{namespace}.svc.{}", cluster_domain.trim_matches('.'))
 }
 
+/// The names a serving certificate from the operator's CA carries: the
+/// in-cluster FQDN first, then the shorter names a Pod's resolver completes,
+/// then the Ingress host if it lies in a domain the cluster admin allowed.
+///
+/// Every Pod that mounts the CA bundle trusts these names, and tenants choose
+/// them, so none may be a public name: `<service>.<namespace>` is left out
+/// (a Registry `google` in a namespace `dev` would be google.dev), and so is
+/// an Ingress host outside `allowed_ingress_domains`.
+pub fn serving_dns_names(
+    service: &str,
+    namespace: &str,
+    cluster_domain: &str,
+    ingress_host: Option<&str>,
+    allowed_ingress_domains: &[String],
+) -> Vec<String> {
+    let mut names = vec![
+        cluster_dns_name(service, namespace, cluster_domain),
+        format!("{service}.{namespace}.svc"),
+        service.to_string(),
+    ];
+    let allowed = |host: &str| {
+        allowed_ingress_domains
+            .iter()
+            .map(|d| d.trim_matches('.'))
+            .filter(|d| !d.is_empty())
+            .any(|d| host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.')))
+    };
+    names.extend(ingress_host.map(|h| h.trim().to_ascii_lowercase()).filter(|h| allowed(h)));
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +389,20 @@ mod tests {
             assert_eq!(e.host, want, "{domain} {port}");
             assert_eq!(e.realm, format!("http://{want}/auth/token"));
         }
+    }
+
+    #[test]
+    fn serving_names_are_never_public_names_a_tenant_picked() {
+        let allowed = vec!["registry.example.com".to_string()];
+        let names = |host| serving_dns_names("google", "dev", "cluster.local", host, &allowed);
+        assert_eq!(names(None), ["google.dev.svc.cluster.local", "google.dev.svc", "google"]);
+        assert_eq!(names(Some("ghcr.io")).len(), 3, "an Ingress host outside the admin's domains");
+        assert_eq!(names(Some("registry.example.com")).len(), 3, "the domain itself is not under it");
+        assert_eq!(names(Some("evilregistry.example.com")).len(), 3);
+        assert_eq!(
+            names(Some("Team-A.registry.example.com")).last().map(String::as_str),
+            Some("team-a.registry.example.com")
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! `<ns>.svc.<domain> svc.<domain> <domain>`); when that says nothing, it is
 //! `cluster.local`.
 
+use std::time::Duration;
+
 /// The cluster domain when nothing says otherwise.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -25,6 +27,34 @@ pub struct Settings {
     pub default_image: String,
     /// Node access: where the plan goes and the admin's policy.
     pub node: NodeSettings,
+    /// Lifetimes of the operator's CA and the certificates it issues.
+    pub tls: TlsSettings,
+}
+
+/// Lifetimes of the operator's CA and serving certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// How long a new CA is valid.
+    pub ca_lifetime: Duration,
+    /// How long a serving certificate is valid.
+    pub cert_lifetime: Duration,
+    /// How long before its end a serving certificate is issued again.
+    pub renew_before: Duration,
+    /// Domains under which a resource's Ingress host may go into its serving
+    /// certificate (the admin's choice: every Pod trusting the CA trusts it).
+    pub ingress_domains: Vec<String>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        TlsSettings {
+            ca_lifetime: Duration::from_secs(10 * 365 * DAY),
+            cert_lifetime: Duration::from_secs(90 * DAY),
+            renew_before: Duration::from_secs(30 * DAY),
+            ingress_domains: Vec::new(),
+        }
+    }
 }
 
 /// Node access, as the cluster admin configured it.
@@ -48,6 +78,7 @@ impl Default for Settings {
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
             default_image: default_registry_image(),
             node: NodeSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }

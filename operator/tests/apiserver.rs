@@ -116,7 +116,7 @@ async fn children_owned_drift_repaired_config_rolls_and_secret_wakes_degraded() 
     .await;
     let status = r.status.clone().expect("status");
     assert_eq!(status.host.as_deref(), Some(format!("reg.{ns}.svc.cluster.local:5000").as_str()));
-    assert_eq!(status.realm.as_deref(), Some(format!("http://reg.{ns}.svc.cluster.local:5000/auth/token").as_str()));
+    assert_eq!(status.realm.as_deref(), Some(format!("https://reg.{ns}.svc.cluster.local:5000/auth/token").as_str()));
     assert_eq!(condition(&r, "Degraded").map(|c| c.0), Some("False".into()));
 
     // An edit changes config.yml, so the hash changes and the pod template rolls.

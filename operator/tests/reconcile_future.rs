@@ -21,6 +21,7 @@ async fn reconcile_futures_stay_small() {
         cluster_domain: "cluster.local".into(),
         default_image: "wharf-registry:test".into(),
         node: NodeSettings::default(),
+        tls: Default::default(),
     };
     let ctx = Arc::new(Context::new(client, settings, Metrics::default(), None));
     let registry = registry_controller::reconcile(Arc::new(Registry::new("r", Default::default())), ctx.clone());

@@ -165,3 +165,62 @@ async fn a_mismatched_pair_keeps_the_previous_certificate() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The server's cipher order wins (AES-128-GCM, cheaper per byte, even when
+/// the client lists AES-256 first), and a large HTTP/2 pull over TLS, whose
+/// frames go through the write buffer below rustls, arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_picks_aes_128_and_an_h2_pull_arrives_whole() {
+    use tokio_rustls::rustls::CipherSuite;
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), &["a"], "DNS:reg.test");
+    let (cert, key, ca) = (dir.path().join("a.pem"), dir.path().join("a.key"), dir.path().join("ca.pem"));
+    let tls = server::tls_config(cert.to_str().unwrap(), key.to_str().unwrap()).unwrap();
+    let yaml = format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n", dir.path().display());
+    let app = wharf_registry::build(&Config::from_yaml(&yaml, std::iter::empty()).unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        listener,
+        app.router,
+        Limits { tls: Some(tls), ..Limits::default() },
+        std::future::pending(),
+    ));
+
+    // A client that prefers AES-256.
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| s.suite() != CipherSuite::TLS13_AES_256_GCM_SHA384);
+    let mut roots = RootCertStore::empty();
+    roots.add(der(&ca)).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let conn =
+        TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("reg.test").unwrap(), tcp).await.unwrap();
+    let suite = conn.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
+    assert_eq!(suite, Some(CipherSuite::TLS13_AES_128_GCM_SHA256));
+
+    // A 24 MiB blob pushed and pulled over HTTP/2.
+    wharf_registry::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .resolve("reg.test", addr)
+        .build()
+        .unwrap();
+    let base = format!("https://reg.test:{}", addr.port());
+    let blob: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
+    let put = client.post(format!("{base}/v2/tls/h2/blobs/uploads/?digest={digest}")).body(blob.clone()).send();
+    let put = put.await.unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    assert_eq!(put.version(), reqwest::Version::HTTP_2, "ALPN did not pick h2");
+    let got = client.get(format!("{base}/v2/tls/h2/blobs/{digest}")).send().await.unwrap();
+    assert_eq!((got.status().as_u16(), got.version()), (200, reqwest::Version::HTTP_2));
+    let body = tokio::time::timeout(Duration::from_secs(60), got.bytes()).await.expect("the h2 pull stalled").unwrap();
+    assert_eq!(body.len(), blob.len());
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&body))), digest);
+}

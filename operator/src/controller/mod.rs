@@ -9,6 +9,7 @@
 //! (`node_access::publish`) runs beside them and wakes a resource when its
 //! node-access answer changes.
 
+pub mod ca_bundle;
 pub mod node_access;
 
 use std::fmt::Debug;
@@ -91,15 +92,29 @@ pub fn stopped(stop: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output 
     }
 }
 
+/// The Secrets whose appearance wakes a resource: those it names, and the
+/// one cert-manager issues for it.
+fn watched_secrets<K: Resource>(obj: &K, spec: CommonSpec<'_>, extra: Vec<String>) -> Vec<String> {
+    let mut out = spec.referenced_secrets();
+    out.extend(extra);
+    if let (crate::crd::TlsSource::CertManager(_), Some(name)) = (spec.tls_source(), obj.meta().name.as_deref()) {
+        out.push(names::ChildNames::new(name).tls_secret());
+    }
+    out
+}
+
 /// Runs every controller until `stop` turns true; they finish in-flight reconciles first.
 pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tasks = vec![tokio::spawn(node_access::run(ctx.clone(), scopes.clone(), stopped(&stop)))];
+    let mut tasks = vec![
+        tokio::spawn(node_access::run(ctx.clone(), scopes.clone(), stopped(&stop))),
+        tokio::spawn(ca_bundle::run(ctx.clone(), scopes.clone(), stopped(&stop))),
+    ];
     for scope in scopes {
         tasks.push(tokio::spawn(run_kind::<Registry, _, _, _, _>(
             ctx.clone(),
             scope.clone(),
             OwnerKind::Registry,
-            |r: &Registry| CommonSpec::of_registry(r).referenced_secrets(),
+            |r: &Registry| watched_secrets(r, CommonSpec::of_registry(r), Vec::new()),
             registry_controller::reconcile,
             registry_controller::error_policy,
             stopped(&stop),
@@ -109,9 +124,11 @@ pub async fn run(ctx: Arc<Context>, scopes: Vec<Scope>, stop: tokio::sync::watch
             scope,
             OwnerKind::RegistryMirror,
             |m: &RegistryMirror| {
-                let mut s = CommonSpec::of_mirror(m).referenced_secrets();
-                s.extend(crate::reconcile::validate_mirror::upstream_secrets(&m.spec));
-                s
+                watched_secrets(
+                    m,
+                    CommonSpec::of_mirror(m),
+                    crate::reconcile::validate_mirror::upstream_secrets(&m.spec),
+                )
             },
             crate::mirror_controller::reconcile,
             crate::mirror_controller::error_policy,

@@ -24,6 +24,7 @@ use crate::node_access::claims::{self, Found, cluster_ip};
 use crate::node_access::plan::{Claim, decide};
 use crate::node_agent::PLAN_KEY;
 use crate::reconcile::dereference::secret_data;
+use crate::reconcile::serving_cert::{self, operator_ca};
 
 use super::Scope;
 
@@ -46,6 +47,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The operator's CA could not be read or made.
+    #[error(transparent)]
+    Ca(serving_cert::Error),
     /// The plan could not be encoded; nothing is published (an empty plan would clear every node).
     #[error("encoding the node plan: {0}")]
     Encode(#[source] serde_json::Error),
@@ -177,19 +181,20 @@ async fn found<K: kube::Resource>(
         return Ok(Found::default());
     }
     let cluster_ip = ips.get(&(ns.clone(), ChildNames::new(&name).service())).cloned();
-    let ca_pem = match claims::tls_secret(spec) {
-        None => None,
-        Some(secret) => {
+    let ca_pem = match claims::ca_source(spec, &name) {
+        claims::CaSource::None => None,
+        claims::CaSource::Operator => Some(operator_ca(ctx).await.map_err(Error::Ca)?.cert_pem().to_string()),
+        claims::CaSource::Secret(secret) => {
             let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
             let found = api.get_opt(&secret).await.map_err(|source| Error::Secret {
                 namespace: ns.clone(),
                 name: secret.clone(),
                 source,
             })?;
-            found
-                .as_ref()
-                .map(secret_data)
-                .and_then(|d| d.get(names::TLS_CERT_KEY).and_then(|b| String::from_utf8(b.clone()).ok()))
+            found.as_ref().map(secret_data).and_then(|d| {
+                let pem = d.get(names::CA_CERT_KEY).filter(|b| !b.is_empty()).or_else(|| d.get(names::TLS_CERT_KEY));
+                pem.and_then(|b| String::from_utf8(b.clone()).ok())
+            })
         }
     };
     Ok(Found { cluster_ip, ca_pem })

@@ -2,9 +2,22 @@
 //! either, so dereference and validate are written once.
 
 use super::{
-    GarbageCollectionSpec, NodeAccessSpec, NotificationsSpec, QuotaSpec, Registry, RegistryMirror, RegistryMirrorSpec,
-    RetentionSpec, ServerSpec,
+    GarbageCollectionSpec, IssuerRef, NodeAccessSpec, NotificationsSpec, QuotaSpec, Registry, RegistryMirror,
+    RegistryMirrorSpec, RetentionSpec, ServerSpec, TlsSpec,
 };
+
+/// Where a registry's serving certificate comes from (`tls`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TlsSource<'a> {
+    /// `tls.enabled: false`: plain HTTP, as asked.
+    Off,
+    /// The operator's CA issues it into `<name>-tls` (the default).
+    OperatorCa,
+    /// A Secret the user keeps.
+    UserSecret(&'a str),
+    /// cert-manager issues it into `<name>-tls` from this issuer.
+    CertManager(&'a IssuerRef),
+}
 
 /// The shared part of a spec.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +76,17 @@ impl<'a> CommonSpec<'a> {
         self.server.auth.as_ref().is_some_and(|a| a.token.is_some())
     }
 
+    /// Where the registry's serving certificate comes from.
+    pub fn tls_source(&self) -> TlsSource<'a> {
+        match &self.server.tls {
+            None => TlsSource::OperatorCa,
+            Some(t) if !t.enabled => TlsSource::Off,
+            Some(TlsSpec { secret_name: Some(s), .. }) => TlsSource::UserSecret(s),
+            Some(TlsSpec { issuer_ref: Some(i), .. }) => TlsSource::CertManager(i),
+            Some(_) => TlsSource::OperatorCa,
+        }
+    }
+
     /// Whether `nodeAccess.enabled` is set.
     pub fn node_access_enabled(&self) -> bool {
         self.node_access.is_some_and(|n| n.enabled)
@@ -83,8 +107,8 @@ impl<'a> CommonSpec<'a> {
                 out.push(e.root_cert_bundle.secret_name.clone());
             }
         }
-        if let Some(tls) = &self.server.tls {
-            out.push(tls.secret_name.clone());
+        if let Some(secret) = self.server.tls.as_ref().and_then(|t| t.secret_name.as_ref()) {
+            out.push(secret.clone());
         }
         if let Some(c) = self.server.storage.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
             out.push(c.secret_name.clone());

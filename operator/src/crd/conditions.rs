@@ -96,6 +96,8 @@ pub mod reasons {
     pub const SECRET_MISSING: &str = "SecretMissing";
     /// A referenced Secret lacks a key or holds malformed content.
     pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// `tls.issuerRef` is set and cert-manager is not installed.
+    pub const CERT_MANAGER_MISSING: &str = "CertManagerMissing";
     /// The storage claim is not bound yet.
     pub const PVC_PENDING: &str = "PVCPending";
     /// Pods with the current configuration are starting.

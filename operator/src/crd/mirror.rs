@@ -80,6 +80,27 @@ pub struct Upstream {
     /// Upstream account credentials from a Secret. With credentials the mirror requires client auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<UpstreamCredentials>,
+    /// CA certificates (PEM) to trust for this upstream besides the system's,
+    /// for a private upstream. Unset: the system's and the operator's CA, so
+    /// an in-cluster Wharf registry verifies with no setup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<CaBundleRef>,
+}
+
+/// A key of a ConfigMap holding PEM certificates (certificates are public).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleRef {
+    /// Name of the ConfigMap in the mirror's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map_name: String,
+    /// Key of the PEM bundle in it.
+    #[serde(default = "default_bundle_key")]
+    pub key: String,
+}
+
+fn default_bundle_key() -> String {
+    "ca.crt".into()
 }
 
 /// A Secret holding upstream account credentials. It is mounted as files, never copied.

@@ -16,7 +16,7 @@ pub mod notifications;
 pub mod registry;
 
 pub use common::*;
-pub use common_spec::CommonSpec;
+pub use common_spec::{CommonSpec, TlsSource};
 pub use conditions::{LastCollection, QuotaUse, RegistryStatus};
 pub use maintenance::*;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};

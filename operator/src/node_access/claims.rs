@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
-use crate::crd::{CommonSpec, Registry, RegistryMirror};
+use crate::crd::{CommonSpec, Registry, RegistryMirror, TlsSource};
 use crate::names::{self, ChildNames, EndpointInput, OwnerKind};
 
 use super::plan::{Claim, Key};
@@ -15,7 +15,7 @@ use super::plan::{Claim, Key};
 pub struct Found {
     /// The Service's ClusterIP.
     pub cluster_ip: Option<String>,
-    /// `tls.crt` of the registry's TLS Secret.
+    /// The certificate (PEM) nodes trust for the registry: see [`ca_source`].
     pub ca_pem: Option<String>,
 }
 
@@ -35,9 +35,25 @@ pub fn cluster_ip(service: &Service) -> Option<String> {
     service.spec.as_ref().and_then(|s| s.cluster_ip.clone()).filter(|ip| !ip.is_empty() && ip != "None")
 }
 
-/// The TLS Secret whose certificate the nodes must trust, if any.
-pub fn tls_secret(spec: &CommonSpec<'_>) -> Option<String> {
-    spec.server.tls.as_ref().map(|t| t.secret_name.clone())
+/// Where the certificate the nodes must trust for a registry comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaSource {
+    /// Plain HTTP: nothing to trust.
+    None,
+    /// The operator's CA.
+    Operator,
+    /// A TLS Secret: its `ca.crt`, else its `tls.crt` (self-signed).
+    Secret(String),
+}
+
+/// Where the nodes' trust for the resource `name` comes from.
+pub fn ca_source(spec: &CommonSpec<'_>, name: &str) -> CaSource {
+    match spec.tls_source() {
+        TlsSource::Off => CaSource::None,
+        TlsSource::OperatorCa => CaSource::Operator,
+        TlsSource::UserSecret(s) => CaSource::Secret(s.to_string()),
+        TlsSource::CertManager(_) => CaSource::Secret(ChildNames::new(name).tls_secret()),
+    }
 }
 
 fn claim<K: Resource>(
@@ -59,7 +75,7 @@ fn claim<K: Resource>(
         namespace: &namespace,
         cluster_domain,
         port: spec.server.service.port,
-        registry_tls: spec.server.tls.is_some(),
+        registry_tls: spec.tls_source() != TlsSource::Off,
         ingress: None,
     });
     Some(Claim {
@@ -90,7 +106,21 @@ mod tests {
         assert_eq!(c.host, "reg.team-a.svc.cluster.local:5000");
         assert_eq!(c.host_name, "reg.team-a.svc.cluster.local");
         assert_eq!(c.url, "https://reg.team-a.svc.cluster.local:5000");
-        assert_eq!(tls_secret(&CommonSpec::of_registry(&r)).as_deref(), Some("reg-tls"));
+        assert_eq!(ca_source(&CommonSpec::of_registry(&r), "reg"), CaSource::Secret("reg-tls".into()));
+        let by_default: Registry = serde_yaml::from_str(
+            "apiVersion: wharf.dev/v1alpha1\nkind: Registry\nmetadata: {name: reg, namespace: team-a}\n\
+             spec: {storage: {emptyDir: {}}}\n",
+        )
+        .expect("registry");
+        assert_eq!(ca_source(&CommonSpec::of_registry(&by_default), "reg"), CaSource::Operator);
+        let plain: Registry = serde_yaml::from_str(
+            "apiVersion: wharf.dev/v1alpha1\nkind: Registry\nmetadata: {name: reg, namespace: team-a}\n\
+             spec: {storage: {emptyDir: {}}, nodeAccess: {enabled: true}, tls: {enabled: false}}\n",
+        )
+        .expect("registry");
+        assert_eq!(ca_source(&CommonSpec::of_registry(&plain), "reg"), CaSource::None);
+        let c = of_registry(&plain, "cluster.local", &Found::default()).expect("claim");
+        assert_eq!(c.url, "http://reg.team-a.svc.cluster.local:5000", "plain http only when asked");
         let m: RegistryMirror = serde_yaml::from_str(
             "apiVersion: wharf.dev/v1alpha1\nkind: RegistryMirror\nmetadata: {name: hub, namespace: team-a}\n\
              spec: {upstreams: [{name: docker.io, url: 'https://registry-1.docker.io'}], storage: {emptyDir: {}}, \

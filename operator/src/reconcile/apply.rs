@@ -65,6 +65,7 @@ pub async fn apply(
     kind: OwnerKind,
     instance: &str,
     resources: Resources<Prepared>,
+    serving_secret: Option<&str>,
 ) -> Result<Resources<Applied>, Error> {
     let mut a = Applier { client, namespace };
     let applied: Resources<Applied> = resources.in_apply_order(&mut a).await?;
@@ -74,6 +75,8 @@ pub async fn apply(
         .into_iter()
         .flatten()
         .map(|s| s.name_any())
+        // The serving certificate the operator issued before this step.
+        .chain(serving_secret.map(str::to_string))
         .collect();
     a.prune::<Secret>(&selector, &keep_secrets).await?;
     let keep_config: Vec<String> = [Some(&applied.config_map), applied.access_config_map.as_ref()]

@@ -2,7 +2,7 @@
 //! own variant below it) names the failing action, which is both the event
 //! reason and the failure metric's label.
 
-use super::{apply, dereference, update_status, validate};
+use super::{apply, dereference, serving_cert, update_status, validate};
 
 /// A reconcile failure: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +10,9 @@ pub enum Error {
     /// The object has no name, namespace or uid.
     #[error("object has no name, namespace or uid")]
     MissingObjectKey,
+    /// Step 1, the serving certificate.
+    #[error(transparent)]
+    ServingCert(#[from] serving_cert::Error),
     /// Step 1.
     #[error(transparent)]
     Dereference(#[from] dereference::Error),
@@ -32,6 +35,9 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::MissingObjectKey => "MissingObjectKey",
+            Error::ServingCert(serving_cert::Error::Api { .. }) => "KeepServingCertificate",
+            Error::ServingCert(serving_cert::Error::Pki(_)) => "IssueCertificate",
+            Error::ServingCert(serving_cert::Error::CaSecretEmpty { .. }) => "CaSecretEmpty",
             Error::Dereference(dereference::Error::FetchSecret { .. }) => "FetchSecret",
             Error::Dereference(dereference::Error::GeneratedSecret { .. }) => "KeepGeneratedSecret",
             Error::Dereference(dereference::Error::GeneratedSecretEmpty { .. }) => "GeneratedSecretEmpty",

@@ -3,7 +3,8 @@
 //! and one `error_policy` for their kind and hand the resource to [`run`],
 //! which runs five steps in a row, each in its own module with its own error:
 //!
-//! 1. [`dereference`]: read the Secrets the spec names; create the generated ones once;
+//! 1. [`dereference`]: read the Secrets the spec names; create the generated ones once
+//!    (before it, [`serving_cert`] issues or renews the serving certificate);
 //! 2. [`validate`]: spec + those objects + settings → [`validated::ValidatedRegistry`]
 //!    (user errors are found here and nowhere else); a mirror adds
 //!    [`validate_mirror`];
@@ -26,6 +27,7 @@ pub mod dereference;
 pub mod pod_probe;
 pub mod render;
 pub mod s3;
+pub mod serving_cert;
 pub mod update_status;
 pub mod upkeep_probe;
 pub mod validate;

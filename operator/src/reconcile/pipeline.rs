@@ -19,7 +19,9 @@ use crate::settings::Settings;
 use super::dereference::{self, Dereferenced, Target};
 use super::update_status::{self, HasRegistryStatus};
 use super::validated::{Identity, ValidatedRegistry};
-use super::{Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK, apply, build, pod_probe, upkeep_probe, validate};
+use super::{
+    Error, NOT_READY_RECHECK, RESYNC, WAITING_RECHECK, apply, build, pod_probe, serving_cert, upkeep_probe, validate,
+};
 
 fn object_key<K: Resource>(obj: &K, kind: OwnerKind) -> String {
     format!(
@@ -79,6 +81,33 @@ async fn step<T>(span: tracing::Span, work: Pin<Box<impl Future<Output = T>>>) -
     out
 }
 
+/// The operator's CA (made on first need), its bundle in the resource's
+/// namespace, and the serving certificate.
+async fn serving_tls(
+    ctx: &Context,
+    id: &Identity,
+    spec: &CommonSpec<'_>,
+) -> Result<serving_cert::ServingTls, serving_cert::Error> {
+    let settings = &ctx.settings;
+    let ca = serving_cert::operator_ca(ctx).await?;
+    let names = names::ChildNames::new(&id.name);
+    let target = serving_cert::For {
+        kind: id.kind,
+        name: &id.name,
+        namespace: &id.namespace,
+        owner: &id.owner,
+        dns_names: names::serving_dns_names(
+            &names.service(),
+            &id.namespace,
+            &settings.cluster_domain,
+            spec.server.ingress.as_ref().map(|i| i.host.trim()),
+            &settings.tls.ingress_domains,
+        ),
+    };
+    serving_cert::publish_ca_bundle(&ctx.client, serving_cert::BundleFor::Resource(&target), ca.cert_pem()).await?;
+    serving_cert::prepare(&ctx.client, ca, spec.tls_source(), &target, &settings.tls).await
+}
+
 /// The five steps, for either kind. `validate` turns the dereferenced objects into the builders' input.
 pub async fn run<K, F>(
     obj: &K,
@@ -106,9 +135,14 @@ where
         owner: id.owner.clone(),
     };
     let generation = obj.meta().generation;
+    let tls = step(tracing::info_span!("serving_cert"), Box::pin(serving_tls(ctx, &id, spec))).await?;
+    let renew_in = match &tls {
+        serving_cert::ServingTls::Secret { renew_in, .. } => *renew_in,
+        _ => None,
+    };
     let deref = step(
         tracing::info_span!("dereference"),
-        Box::pin(dereference::dereference(&ctx.client, &target, spec, extra_secrets)),
+        Box::pin(dereference::dereference(&ctx.client, &target, spec, extra_secrets, tls)),
     )
     .await?;
     let validated =
@@ -129,7 +163,7 @@ where
         step(tracing::info_span!("build"), Box::pin(async { build::build(&validated) })).await.map_err(Error::Build)?;
     let applied = match step(
         tracing::info_span!("apply"),
-        Box::pin(apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources)),
+        Box::pin(apply::apply(&ctx.client, &id.namespace, kind, &id.name, resources, validated.tls_secret.as_deref())),
     )
     .await
     {
@@ -162,6 +196,10 @@ where
                 (observed.garbage_collection, observed.quotas) =
                     upkeep_probe::resolve(wanted, report, obj.registry_status());
                 recheck = recheck.min(validated.upkeep_recheck());
+            }
+            if let Some(renew_in) = renew_in {
+                // Look again when the certificate is due, plus a second so it is.
+                recheck = recheck.min(renew_in + std::time::Duration::from_secs(1));
             }
             let status = update_status::compute_status(&validated, &observed, generation);
             update_status::write_status(&ctx.client, &ctx.recorder, obj, status).await?;

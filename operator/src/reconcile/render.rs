@@ -89,7 +89,7 @@ pub fn validate_input(input: &mut Input, namespace: &str, settings: &Settings) -
             complete_meta(&mut r.metadata, namespace);
             let id = id_of(&**r, OwnerKind::Registry)?;
             let spec = CommonSpec::of_registry(r);
-            let deref = Dereferenced::assumed(&spec, &[]);
+            let deref = Dereferenced::assumed(&id.name, &spec, &[]);
             validate::validate(&id, &spec, &deref, settings).map_err(|source| Error::Invalid {
                 kind: id.kind,
                 name: id.name.clone(),
@@ -101,7 +101,7 @@ pub fn validate_input(input: &mut Input, namespace: &str, settings: &Settings) -
             let id = id_of(&**m, OwnerKind::RegistryMirror)?;
             let spec = CommonSpec::of_mirror(m);
             let extra = validate_mirror::upstream_secrets(&m.spec);
-            let deref = Dereferenced::assumed(&spec, &extra);
+            let deref = Dereferenced::assumed(&id.name, &spec, &extra);
             validate_mirror::validate_mirror(&id, &m.spec, &deref, settings).map_err(|source| Error::Invalid {
                 kind: id.kind,
                 name: id.name.clone(),

@@ -192,6 +192,7 @@ mod tests {
             let d = Dereferenced {
                 secrets: [("s".to_string(), SecretState::Present(data))].into(),
                 generated: crate::reconcile::dereference::Generated { http_secret: String::new(), signing_key: None },
+                tls: crate::reconcile::serving_cert::ServingTls::Off,
             };
             key_pair_digest(&d, &c)
         };

@@ -11,6 +11,7 @@ pub fn settings() -> Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "ghcr.io/wharf-dev/wharf-registry:test".into(),
         node: crate::settings::NodeSettings::default(),
+        tls: crate::settings::TlsSettings::default(),
     }
 }
 

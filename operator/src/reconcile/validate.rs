@@ -14,6 +14,7 @@ use crate::syntax::{is_dotted_dns_name, is_ip_or_cidr};
 
 use super::dereference::{Dereferenced, SecretState};
 use super::s3::validate_s3;
+use super::serving_cert::ServingTls;
 use super::validate_gc::{validate_gc, validate_quotas, validate_retention};
 use super::validate_notifications::validate_notifications;
 use super::validated::{
@@ -56,6 +57,12 @@ pub enum Error {
     /// Conflicting or impossible fields.
     #[error("{0}")]
     InvalidSpec(String),
+    /// `tls.issuerRef` names a cert-manager issuer, and cert-manager is not installed.
+    #[error(
+        "tls.issuerRef: cert-manager's Certificate API (certificates.cert-manager.io/v1) is not installed; install \
+         cert-manager, or drop issuerRef to have the operator's CA issue the certificate"
+    )]
+    CertManagerMissing,
 }
 
 impl Error {
@@ -66,6 +73,7 @@ impl Error {
             Error::SecretMissing { .. } => reasons::SECRET_MISSING,
             Error::SecretKeyMissing { .. } | Error::MalformedHtpasswd { .. } => reasons::SECRET_INVALID,
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::CertManagerMissing => reasons::CERT_MANAGER_MISSING,
         }
     }
 
@@ -100,17 +108,14 @@ pub fn validate(
     }
 
     let service = validate_service(spec)?;
-    let ingress = validate_ingress(spec)?;
-    if let Some(tls) = &server.tls {
-        require_key(deref, &tls.secret_name, names::TLS_CERT_KEY, "tls.secretName")?;
-        require_key(deref, &tls.secret_name, names::TLS_KEY_KEY, "tls.secretName")?;
-    }
+    let tls_secret = validate_tls(deref)?;
+    let ingress = validate_ingress(spec, tls_secret.is_some())?;
     let endpoint = names::endpoint(&EndpointInput {
         service: &names.service(),
         namespace: &id.namespace,
         cluster_domain: &settings.cluster_domain,
         port: service.port,
-        registry_tls: server.tls.is_some(),
+        registry_tls: tls_secret.is_some(),
         ingress: ingress.as_ref().map(|i| (i.host.as_str(), i.tls_secret_name.is_some())),
     });
     let auth = validate_auth(id, spec, deref)?;
@@ -144,7 +149,7 @@ pub fn validate(
         auth,
         service,
         ingress,
-        tls_secret: server.tls.as_ref().map(|t| t.secret_name.clone()),
+        tls_secret,
         network_policy: server.network_policy.as_ref().filter(|n| n.enabled).map(|n| n.from.clone()),
         operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
@@ -215,7 +220,22 @@ fn validate_service(spec: &CommonSpec<'_>) -> Result<Service, Error> {
     Ok(Service { type_: s.type_, port: s.port, node_port: s.node_port, annotations: s.annotations.clone() })
 }
 
-fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
+/// The Secret the registry serves TLS from, checked when the operator did not make it.
+fn validate_tls(deref: &Dereferenced) -> Result<Option<String>, Error> {
+    match &deref.tls {
+        ServingTls::Off => Ok(None),
+        ServingTls::NoCertManager => Err(Error::CertManagerMissing),
+        ServingTls::Secret { secret, field, .. } => {
+            if let Some(field) = field {
+                require_key(deref, secret, names::TLS_CERT_KEY, field)?;
+                require_key(deref, secret, names::TLS_KEY_KEY, field)?;
+            }
+            Ok(Some(secret.clone()))
+        }
+    }
+}
+
+fn validate_ingress(spec: &CommonSpec<'_>, registry_tls: bool) -> Result<Option<Ingress>, Error> {
     let Some(i) = &spec.server.ingress else { return Ok(None) };
     let host = i.host.trim().to_ascii_lowercase();
     if !is_dotted_dns_name(&host) {
@@ -228,7 +248,7 @@ fn validate_ingress(spec: &CommonSpec<'_>) -> Result<Option<Ingress>, Error> {
         names::ANNOTATION_NGINX_BODY_SIZE.to_string(),
         i.max_body_size.clone().unwrap_or_else(|| "0".into()),
     )]);
-    if spec.server.tls.is_some() {
+    if registry_tls {
         annotations.insert(names::ANNOTATION_NGINX_BACKEND_PROTOCOL.into(), "HTTPS".into());
     }
     annotations.extend(i.annotations.clone());

@@ -62,7 +62,8 @@ pub fn validate_mirror(
                 require_key(deref, &c.secret_name, key, &field)?;
             }
         }
-        upstreams.push(Upstream { name, url: u.url.clone(), credentials: u.credentials.clone() });
+        let ca_bundle = u.ca_bundle.as_ref().map(|b| (b.config_map_name.clone(), b.key.clone()));
+        upstreams.push(Upstream { name, url: u.url.clone(), credentials: u.credentials.clone(), ca_bundle });
     }
     let max_size_bytes = match &spec.max_size {
         None => None,

@@ -60,7 +60,7 @@ mod tests {
     fn a_secret_header_needs_its_secret_and_key() {
         let r: Registry = serde_yaml::from_str(EXAMPLE).expect("example parses");
         let spec = CommonSpec::of_registry(&r);
-        let mut deref = Dereferenced::assumed(&spec, &[]);
+        let mut deref = Dereferenced::assumed("hooks", &spec, &[]);
         assert_eq!(validate_notifications(&spec, &deref).map(|n| n.map(|n| n.endpoints.len())), Ok(Some(2)));
         deref.secrets.insert("ci-webhook".into(), SecretState::Present(BTreeMap::new()));
         let e = validate_notifications(&spec, &deref).expect_err("the key is missing").to_string();

@@ -296,6 +296,8 @@ pub struct Upstream {
     pub url: String,
     /// Credentials Secret.
     pub credentials: Option<UpstreamCredentials>,
+    /// The user's extra CA bundle for it (ConfigMap, key).
+    pub ca_bundle: Option<(String, String)>,
 }
 
 /// Identity of the resource being validated.

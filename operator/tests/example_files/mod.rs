@@ -11,6 +11,7 @@ pub fn settings() -> Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "ghcr.io/wharf-dev/wharf-registry:0.1.0".into(),
         node: NodeSettings::default(),
+        tls: Default::default(),
     }
 }
 

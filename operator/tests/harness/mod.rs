@@ -20,7 +20,7 @@ use wharf_operator::controller::{self, Scope};
 use wharf_operator::crd::{Registry, RegistryMirror};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::node_access::policy::Policy;
-use wharf_operator::settings::{NodeSettings, Settings};
+use wharf_operator::settings::{NodeSettings, Settings, TlsSettings};
 
 /// A client for the API server named by `WHARF_KUBECONFIG`.
 pub async fn client() -> Client {
@@ -83,10 +83,16 @@ pub fn start_controllers(client: &Client, ns: &str) -> Controllers {
 
 /// Like [`start_controllers`], with a node-access policy; the node plan goes to `ns` too.
 pub fn start_controllers_with(client: &Client, ns: &str, policy: Policy) -> Controllers {
+    start_controllers_tls(client, ns, policy, TlsSettings::default())
+}
+
+/// Like [`start_controllers_with`], with certificate lifetimes; the operator's CA Secret goes to `ns` too.
+pub fn start_controllers_tls(client: &Client, ns: &str, policy: Policy, tls: TlsSettings) -> Controllers {
     let settings = Settings {
         cluster_domain: "cluster.local".into(),
         default_image: "wharf-registry:test".into(),
         node: NodeSettings { namespace: ns.to_string(), policy },
+        tls,
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::default(), None));
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -212,12 +212,22 @@ const VOL_TOKEN_KEY: &str = "token-key";
 const VOL_USERS: &str = "users";
 const VOL_ACCESS: &str = "access";
 const VOL_BUNDLE: &str = "token-bundle";
+const VOL_CA_BUNDLE: &str = "ca-bundle";
 
 fn upstream_volume(name: &str) -> String {
     // Volume names are DNS labels; upstream names may hold dots and ports.
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     format!("upstream-{}", &hex::encode(h.finalize())[..10])
+}
+
+fn upstream_ca_volume(name: &str) -> String {
+    format!("{}-ca", upstream_volume(name))
+}
+
+/// Whether a mirror trusts the operator's CA for some upstream.
+fn mounts_ca_bundle(v: &ValidatedRegistry) -> bool {
+    v.proxy.iter().flat_map(|p| &p.upstreams).any(|u| u.ca_bundle.is_none() && u.url.starts_with("https://"))
 }
 
 fn mount(name: &str, path: &str) -> VolumeMount {
@@ -247,6 +257,12 @@ fn mounts(v: &ValidatedRegistry) -> Vec<VolumeMount> {
     }
     for u in v.proxy.iter().flat_map(|p| &p.upstreams).filter(|u| u.credentials.is_some()) {
         m.push(mount(&upstream_volume(&u.name), &upstream_dir(&u.name)));
+    }
+    for u in v.proxy.iter().flat_map(|p| &p.upstreams).filter(|u| u.ca_bundle.is_some()) {
+        m.push(mount(&upstream_ca_volume(&u.name), &format!("{}/{}", paths::UPSTREAM_CA_DIR, u.name)));
+    }
+    if mounts_ca_bundle(v) {
+        m.push(mount(VOL_CA_BUNDLE, paths::CA_BUNDLE_DIR));
     }
     for h in v.notifications.iter().flat_map(header_mounts) {
         m.push(mount(&h.volume, &h.dir));
@@ -335,6 +351,17 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
                 &[(&c.username_key, "username"), (&c.password_key, "password")],
             ));
         }
+        if let Some((config_map, key)) = &u.ca_bundle {
+            vols.push(config_map_items_volume(&upstream_ca_volume(&u.name), config_map, key, names::CA_CERT_KEY));
+        }
+    }
+    if mounts_ca_bundle(v) {
+        vols.push(config_map_items_volume(
+            VOL_CA_BUNDLE,
+            names::CA_BUNDLE_CONFIG_MAP,
+            names::CA_CERT_KEY,
+            names::CA_CERT_KEY,
+        ));
     }
     // Notification headers from Secrets: a directory each (no subPath, so
     // a rotated Secret reaches the file the registry reads at each delivery).
@@ -342,6 +369,19 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
         vols.push(secret_volume(&h.volume, &h.secret, &[(&h.key, value_file())]));
     }
     vols
+}
+
+fn config_map_items_volume(name: &str, config_map: &str, key: &str, path: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            items: Some(vec![KeyToPath { key: key.into(), path: path.into(), mode: None }]),
+            default_mode: Some(0o444),
+            optional: Some(false),
+        }),
+        ..Volume::default()
+    }
 }
 
 /// Labels of the registry pods, for affinity terms.

@@ -275,6 +275,21 @@ pub struct UpstreamConfig {
     /// Password file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passwordfile: Option<String>,
+    /// CA certificates trusted for it besides the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cafile: Option<String>,
+}
+
+/// The CA file a mirror trusts for an upstream: the user's bundle, else the
+/// operator's CA; none for plain http.
+pub fn upstream_cafile(u: &crate::reconcile::validated::Upstream) -> Option<String> {
+    if !u.url.starts_with("https://") {
+        return None;
+    }
+    Some(match &u.ca_bundle {
+        Some(_) => format!("{}/{}/{}", paths::UPSTREAM_CA_DIR, u.name, names::CA_CERT_KEY),
+        None => format!("{}/{}", paths::CA_BUNDLE_DIR, names::CA_CERT_KEY),
+    })
 }
 
 /// Directory holding the credential files of one upstream.
@@ -376,6 +391,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
                 url: u.url.clone(),
                 usernamefile: u.credentials.as_ref().map(|_| format!("{}/username", upstream_dir(&u.name))),
                 passwordfile: u.credentials.as_ref().map(|_| format!("{}/password", upstream_dir(&u.name))),
+                cafile: upstream_cafile(u),
             })
             .collect(),
         maxsize: p.max_size_bytes,
