@@ -18,7 +18,8 @@ CERT_MANAGER_VERSION=v1.21.2
 cm_dir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | jq -r .Dir)
 export WHARF_CERT_MANAGER_CRD=$cm_dir/deploy/crds/cert-manager.io_certificates.yaml
 [ -f "$WHARF_CERT_MANAGER_CRD" ] || { echo "no $WHARF_CERT_MANAGER_CRD" >&2; exit 1; }
-WHARF_KUBECONFIG=$KUBECONFIG cargo test --locked -p wharf-operator --features apiserver-tests --test apiserver --test apiserver_s3 --test apiserver_upkeep --test apiserver_tls
+WHARF_KUBECONFIG=$KUBECONFIG cargo test --locked -p wharf-operator --features apiserver-tests --test apiserver --test apiserver_s3 --test apiserver_upkeep --test apiserver_tls \
+    --test apiserver_notifications
 # Step 5 of the chart checks runs this binary under the chart's RBAC; without
 # it that step would not run. A bare API server has no Prometheus Operator, so
 # the ServiceMonitor's dry run is the one skip accepted (and named at the end).

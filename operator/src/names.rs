@@ -121,6 +121,8 @@ pub mod paths {
     pub const UPSTREAM_CA_DIR: &str = "/etc/wharf/upstream-ca";
     /// Directory holding one subdirectory of credential files per upstream.
     pub const UPSTREAMS_DIR: &str = "/etc/wharf/upstreams";
+    /// Directory holding, per notification endpoint, the header values mounted from Secrets.
+    pub const NOTIFICATIONS_DIR: &str = "/etc/wharf/notifications";
     /// Scratch space (the root filesystem is read-only).
     pub const TMP: &str = "/tmp";
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod debug;
 pub mod metrics;
 pub mod mirror;
+pub mod notifications;
 pub mod oci;
 pub mod registry;
 pub mod server;
@@ -87,6 +88,12 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             record_pulls: config.storage.retention.is_some(),
         },
     ));
+    // Notification events (`notifications`), queued in storage.
+    if let Some(n) = &config.notifications
+        && let Some(events) = registry::events::Emitter::from_config(n, notifications::source(&config.listen_addr()))
+    {
+        registry.set_events(events);
+    }
     let mut headers = Vec::new();
     for (name, values) in &config.http.headers {
         let name = HeaderName::try_from(name.as_str())

@@ -226,6 +226,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
 
+    if let Some(n) = &config.notifications {
+        let holder = wharf_registry::notifications::holder(&listener.local_addr()?.to_string());
+        wharf_registry::notifications::spawn(app.registry.clone(), n, holder)?;
+    }
     // Tests and tools wait for this exact line.
     tracing::info!("listening on {}", listener.local_addr()?);
     server::serve(listener, app.router, limits, shutdown_signal()).await?;

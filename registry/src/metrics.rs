@@ -28,6 +28,22 @@ static QUOTA_USED: LazyLock<Family<QuotaLabel, Gauge>> = LazyLock::new(Family::d
 static QUOTA_LIMIT: LazyLock<Family<QuotaLabel, Gauge>> = LazyLock::new(Family::default);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+/// Notification delivery, by endpoint name (registry/events, notifications/).
+#[derive(Default)]
+struct NotificationMetrics {
+    pending: Family<EndpointLabel, Gauge>,
+    delivered: Family<EndpointLabel, Counter>,
+    failed: Family<EndpointLabel, Counter>,
+    dropped: Family<EndpointLabel, Counter>,
+}
+
+static NOTIFICATIONS: LazyLock<NotificationMetrics> = LazyLock::new(NotificationMetrics::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
 }
@@ -68,6 +84,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         QUOTA_USED.clone(),
     );
     registry.register("quota_limit_bytes", "A quota's limit", QUOTA_LIMIT.clone());
+    let n = &*NOTIFICATIONS;
+    registry.register(
+        "notifications_pending",
+        "Events queued in storage for an endpoint, not yet delivered (as this replica last saw the queue)",
+        n.pending.clone(),
+    );
+    registry.register("notifications_delivered", "Events an endpoint accepted", n.delivered.clone());
+    registry.register("notifications_failed", "Events in delivery attempts that failed", n.failed.clone());
+    registry.register(
+        "notifications_dropped",
+        "Events dropped unsent because the endpoint's queue passed maxpending",
+        n.dropped.clone(),
+    );
     let requests = Family::<RequestLabels, Counter>::default();
     let duration =
         Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 4.0, 10)));
@@ -141,6 +170,34 @@ pub fn quota_limit(quota: &str, bytes: u64) {
 /// Gauges are i64; no store holds 8 EiB, but a limit may say so.
 fn clamp(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+fn endpoint(name: &str) -> EndpointLabel {
+    EndpointLabel { endpoint: name.to_string() }
+}
+
+/// Events written to an endpoint's queue by this replica.
+pub fn notifications_queued(name: &str, n: usize) {
+    NOTIFICATIONS.pending.get_or_create(&endpoint(name)).inc_by(n as i64);
+}
+
+/// The endpoint's queue length, as the replica delivering it listed it.
+pub fn notifications_pending(name: &str, n: u64) {
+    NOTIFICATIONS.pending.get_or_create(&endpoint(name)).set(clamp(n));
+}
+
+pub fn notifications_delivered(name: &str, n: usize) {
+    NOTIFICATIONS.delivered.get_or_create(&endpoint(name)).inc_by(n as u64);
+    NOTIFICATIONS.pending.get_or_create(&endpoint(name)).dec_by(n as i64);
+}
+
+pub fn notifications_failed(name: &str, n: usize) {
+    NOTIFICATIONS.failed.get_or_create(&endpoint(name)).inc_by(n as u64);
+}
+
+pub fn notifications_dropped(name: &str, n: usize) {
+    NOTIFICATIONS.dropped.get_or_create(&endpoint(name)).inc_by(n as u64);
+    NOTIFICATIONS.pending.get_or_create(&endpoint(name)).dec_by(n as i64);
 }
 
 pub fn bytes_received(n: usize) {

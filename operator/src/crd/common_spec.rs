@@ -2,8 +2,8 @@
 //! either, so dereference and validate are written once.
 
 use super::{
-    GarbageCollectionSpec, IssuerRef, NodeAccessSpec, QuotaSpec, Registry, RegistryMirror, RegistryMirrorSpec,
-    RetentionSpec, ServerSpec, TlsSpec,
+    GarbageCollectionSpec, IssuerRef, NodeAccessSpec, NotificationsSpec, QuotaSpec, Registry, RegistryMirror,
+    RegistryMirrorSpec, RetentionSpec, ServerSpec, TlsSpec,
 };
 
 /// Where a registry's serving certificate comes from (`tls`).
@@ -34,6 +34,8 @@ pub struct CommonSpec<'a> {
     pub quotas: &'a [QuotaSpec],
     /// `nodeAccess`.
     pub node_access: Option<&'a NodeAccessSpec>,
+    /// `notifications` (Registry only).
+    pub notifications: Option<&'a NotificationsSpec>,
 }
 
 impl<'a> CommonSpec<'a> {
@@ -47,6 +49,7 @@ impl<'a> CommonSpec<'a> {
             retention: s.retention.as_ref(),
             quotas: &s.quotas,
             node_access: s.node_access.as_ref(),
+            notifications: s.notifications.as_ref(),
         }
     }
 
@@ -64,6 +67,7 @@ impl<'a> CommonSpec<'a> {
             retention: None,
             quotas: &[],
             node_access: s.node_access.as_ref(),
+            notifications: None,
         }
     }
 
@@ -108,6 +112,9 @@ impl<'a> CommonSpec<'a> {
         }
         if let Some(c) = self.server.storage.s3.as_ref().and_then(|s| s.credentials.as_ref()) {
             out.push(c.secret_name.clone());
+        }
+        for e in self.notifications.iter().flat_map(|n| &n.endpoints) {
+            out.extend(e.secret_headers.iter().map(|h| h.secret_name.clone()));
         }
         out
     }

@@ -12,6 +12,7 @@ pub mod common_spec;
 pub mod conditions;
 pub mod maintenance;
 pub mod mirror;
+pub mod notifications;
 pub mod registry;
 
 pub use common::*;
@@ -19,6 +20,7 @@ pub use common_spec::{CommonSpec, TlsSource};
 pub use conditions::{LastCollection, QuotaUse, RegistryStatus};
 pub use maintenance::*;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};
+pub use notifications::*;
 pub use registry::{Registry, RegistrySpec};
 
 use kube::CustomResourceExt;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::common::*;
 use super::conditions::RegistryStatus;
 use super::maintenance::{GarbageCollectionSpec, QuotaSpec, RetentionSpec};
+use super::notifications::NotificationsSpec;
 
 /// A container registry (wharf-registry) with its storage, auth and network
 /// exposure. The operator creates the Deployment, Service, configuration and
@@ -60,4 +61,9 @@ pub struct RegistrySpec {
     /// allowed in the namespace. See docs/node-access.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_access: Option<NodeAccessSpec>,
+    /// Webhook notifications of pushes, pulls, mounts and deletes (the
+    /// registry's `notifications`): endpoints, headers from Secrets, filters.
+    /// See docs/notifications.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsSpec>,
 }

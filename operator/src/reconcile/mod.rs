@@ -33,6 +33,7 @@ pub mod upkeep_probe;
 pub mod validate;
 pub mod validate_gc;
 pub mod validate_mirror;
+pub mod validate_notifications;
 pub mod validated;
 
 mod error;

@@ -16,6 +16,7 @@ use super::dereference::{Dereferenced, SecretState};
 use super::s3::validate_s3;
 use super::serving_cert::ServingTls;
 use super::validate_gc::{validate_gc, validate_quotas, validate_retention};
+use super::validate_notifications::validate_notifications;
 use super::validated::{
     AccessRule, Auth, Identity, Ingress, NewClaim, Pods, Service, Storage, TokenService, ValidatedRegistry,
 };
@@ -121,6 +122,7 @@ pub fn validate(
     let gc = validate_gc(spec)?;
     let retention = validate_retention(spec, gc.as_ref())?;
     let quotas = validate_quotas(spec)?;
+    let notifications = validate_notifications(spec, deref)?;
     Ok(ValidatedRegistry {
         kind: id.kind,
         names,
@@ -156,6 +158,7 @@ pub fn validate(
         quotas,
         http_secret: deref.generated.http_secret.clone(),
         proxy: None,
+        notifications,
     })
 }
 

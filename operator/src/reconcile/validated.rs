@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::crd::mirror::UpstreamCredentials;
-use crate::crd::{LogLevel, QuotaSpec, RepositoryAction, RetentionSpec, ServiceType};
+use crate::crd::{LogLevel, NotificationsSpec, QuotaSpec, RepositoryAction, RetentionSpec, ServiceType};
 use crate::names::{ChildNames, Endpoint, OwnerKind};
 
 use super::s3::S3Settings;
@@ -59,6 +59,8 @@ pub struct ValidatedRegistry {
     pub http_secret: String,
     /// Proxy (mirror) settings.
     pub proxy: Option<Proxy>,
+    /// Webhook notifications (Registry only).
+    pub notifications: Option<NotificationsSpec>,
 }
 
 /// Garbage collection, checked, with defaults filled in.

@@ -20,7 +20,7 @@ pub async fn get(ctx: &Ctx<'_>, name: &RepoName, digest: Digest, head: bool) -> 
     // An unparseable Range header is ignored, as HTTP requires.
     let range = if head { None } else { ctx.header(&header::RANGE).and_then(ByteRange::parse) };
     if head {
-        let size = ctx.registry().blob_size(name, &digest).await?;
+        let size = ctx.registry().blob_head(name, &digest).await?;
         return Ok(Content { digest, media_type: "application/octet-stream".into(), size, range: None, body: None }
             .into_response());
     }

@@ -159,7 +159,8 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let rest = rest.strip_prefix("/v2").unwrap_or(rest);
     let query =
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let parts_peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    let peer = parts_peer.map(|p| p.ip());
     let origin = forwarded::Origin::resolve(&parts.headers, &parts.uri, peer, state.tls, &state.trusted_proxies);
     let mut ctx = Ctx { state: &state, method: parts.method, headers: parts.headers, query, origin, identity: None };
 
@@ -187,11 +188,18 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
             Ok((ep, mirrored)) => match state.auth.check(&ctx.auth_request(), &needed_access(&ep, &ctx.method)).await {
                 Ok(identity) => {
                     ctx.identity = Some(identity);
-                    match mirrored {
-                        Some(target) => mirror::handle(&ctx, target, ep, body).await,
-                        None => handle(&ctx, ep, body).await,
+                    let served = async {
+                        match mirrored {
+                            Some(target) => mirror::handle(&ctx, target, ep, body).await,
+                            None => handle(&ctx, ep, body).await,
+                        }
+                        .unwrap_or_else(IntoResponse::into_response)
+                    };
+                    if state.registry.notifying() {
+                        crate::registry::events::scope(event_request(&ctx, &parts_peer), served).await
+                    } else {
+                        served.await
                     }
-                    .unwrap_or_else(IntoResponse::into_response)
                 }
                 Err(denial) => ApiError::from(denial).into_response(),
             },
@@ -233,6 +241,29 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         "request"
     );
     resp
+}
+
+/// The request as registry:2's events describe it (`request`, `actor`, URLs).
+fn event_request(ctx: &Ctx<'_>, peer: &Option<std::net::SocketAddr>) -> crate::registry::events::RequestInfo {
+    use crate::registry::events::{RequestInfo, RequestRecord};
+    // The client as registry:2 names it: the peer's address and port, or the
+    // forwarded client (from a trusted proxy) alone.
+    let addr = match (ctx.origin.client, peer) {
+        (Some(c), Some(p)) if c == p.ip().to_canonical() => p.to_string(),
+        (Some(c), _) => c.to_string(),
+        (None, _) => String::new(),
+    };
+    RequestInfo {
+        request: RequestRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            addr,
+            host: ctx.origin.host.clone().unwrap_or_default(),
+            method: ctx.method.to_string(),
+            useragent: ctx.header(&header::USER_AGENT).unwrap_or_default().to_string(),
+        },
+        actor: ctx.user().unwrap_or_default().to_string(),
+        base_url: ctx.url(""),
+    }
 }
 
 /// The scopes an endpoint needs, as the token spec names them.

@@ -13,6 +13,7 @@ pub mod auth;
 mod env;
 pub mod gc;
 pub mod mirror;
+pub mod notifications;
 pub mod quota;
 pub mod realm;
 pub mod retention;
@@ -59,6 +60,9 @@ pub struct Config {
     pub proxy: Option<mirror::MirrorConfig>,
     #[serde(default)]
     pub health: Health,
+    /// Webhook endpoints for push, pull, mount and delete events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<notifications::Notifications>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -312,6 +316,9 @@ impl Config {
             proxy.validate(self.auth.is_some())?;
         }
         quota::validate(&self.storage.quotas)?;
+        if let Some(n) = &self.notifications {
+            n.validate()?;
+        }
         Ok(())
     }
 
@@ -445,8 +452,8 @@ health:
     fn unknown_keys_are_refused_by_path() {
         let e = load("storage:\n  filesystem:\n    rootdirectoy: /x\n", &[]).unwrap_err().to_string();
         assert!(e.contains("storage.filesystem") && e.contains("rootdirectoy"), "{e}");
-        let e = load("notifications: {}\nstorage: {filesystem: {}}\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("notifications"), "{e}");
+        let e = load("notifications: {bogus: 1}\nstorage: {filesystem: {}}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("notifications") && e.contains("bogus"), "{e}");
         let e = load(STOCK, &[("REGISTRY_HTTP_BOGUS", "1")]).unwrap_err().to_string();
         assert!(e.contains("http") && e.contains("bogus"), "{e}");
         let e = load("storage: {filesystem: {}}\nhttp: {draintimeout: soon}\n", &[]).unwrap_err().to_string();

@@ -5,6 +5,7 @@ use crate::storage::ByteStream;
 use crate::storage::paths::Path;
 
 use super::digest::Digest;
+use super::events::{Action, Happened};
 use super::reference::RepoName;
 use super::{Error, Registry, Result};
 
@@ -36,9 +37,20 @@ impl Registry {
         if !self.options.redirect {
             return Ok(None);
         }
-        self.blob_size(repo, digest).await?;
+        let size = self.blob_size(repo, digest).await?;
         let ttl = std::time::Duration::from_secs(20 * 60);
-        Ok(self.backend.presign_get(&Path::BlobData(digest).key(), ttl).await?)
+        let url = self.backend.presign_get(&Path::BlobData(digest).key(), ttl).await?;
+        if url.is_some() {
+            self.notify(Happened::blob(Action::Pull, repo, digest, size)).await?;
+        }
+        Ok(url)
+    }
+
+    /// A HEAD on a blob: its size, and a pull event as registry:2 makes.
+    pub async fn blob_head(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let size = self.blob_size(repo, digest).await?;
+        self.notify(Happened::blob(Action::Pull, repo, digest, size)).await?;
+        Ok(size)
     }
 
     /// Streams a blob, or the inclusive byte range `range` of it.
@@ -59,6 +71,7 @@ impl Registry {
             Err(e) if e.is_not_found() => return Err(Error::BlobUnknown(digest.clone())),
             Err(e) => return Err(e.into()),
         };
+        self.notify(Happened::blob(Action::Pull, repo, digest, size)).await?;
         Ok(BlobRead { size, range: served, body })
     }
 
@@ -68,7 +81,7 @@ impl Registry {
     pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.check_delete()?;
         match self.backend.delete(&Path::Layer(repo.as_str(), digest).key()).await {
-            Ok(()) => Ok(()),
+            Ok(()) => self.notify(Happened::blob(Action::Delete, repo, digest, 0)).await,
             Err(e) if e.is_not_found() => Err(Error::BlobUnknown(digest.clone())),
             Err(e) => Err(e.into()),
         }
@@ -79,12 +92,13 @@ impl Registry {
     #[tracing::instrument(skip_all, fields(repo = %repo, from = %from, digest = %digest))]
     pub async fn blob_mount(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool> {
         self.check_writable()?;
-        match self.blob_size(from, digest).await {
-            Ok(_) => {}
+        let size = match self.blob_size(from, digest).await {
+            Ok(size) => size,
             Err(Error::BlobUnknown(_)) => return Ok(false),
             Err(e) => return Err(e),
-        }
+        };
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await?;
+        self.notify(Happened { from: Some(from), ..Happened::blob(Action::Mount, repo, digest, size) }).await?;
         Ok(true)
     }
 }

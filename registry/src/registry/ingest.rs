@@ -36,8 +36,8 @@ impl Registry {
     #[tracing::instrument(skip_all, fields(repo = %repo, digest = %digest, bytes = tracing::field::Empty))]
     pub async fn blob_ingest(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<u64> {
         let session = self.upload_start(repo).await?;
-        match self.upload_complete(repo, &session.id, digest, None, Some(body)).await {
-            Ok(()) => {
+        match self.commit_upload(repo, &session.id, digest, None, Some(body)).await {
+            Ok(_) => {
                 let size = self.blob_stored(digest).await?.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
                 tracing::Span::current().record("bytes", size);
                 Ok(size)

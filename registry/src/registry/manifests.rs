@@ -13,6 +13,7 @@ use crate::storage::paths::Path;
 use crate::storage::walk;
 
 use super::digest::Digest;
+use super::events::{Action, Happened};
 use super::reference::{Reference, RepoName, Tag};
 use super::{Error, Registry, Result};
 use crate::oci::manifest::{self, Parsed};
@@ -22,6 +23,31 @@ pub struct StoredManifest {
     pub digest: Digest,
     pub media_type: String,
     pub body: Bytes,
+}
+
+/// A manifest's push or pull event; `tag` when the reference was one.
+fn manifest_event<'a>(
+    action: Action,
+    repo: &'a RepoName,
+    reference: &'a Reference,
+    digest: &'a Digest,
+    media_type: &'a str,
+    body: &'a [u8],
+) -> Happened<'a> {
+    let tag = match reference {
+        Reference::Tag(t) => Some(t.as_str()),
+        Reference::Digest(_) => None,
+    };
+    Happened {
+        action,
+        repo,
+        digest: Some(digest),
+        media_type,
+        size: body.len() as u64,
+        tag,
+        from: None,
+        manifest: Some(body),
+    }
 }
 
 /// The result of a successful PUT.
@@ -57,6 +83,7 @@ impl Registry {
         };
         tracing::Span::current().record("digest", tracing::field::display(&digest)).record("bytes", body.len());
         let parsed = self.parsed_manifest(&digest, &body)?;
+        self.notify(manifest_event(Action::Pull, repo, reference, &digest, &parsed.media_type, &body)).await?;
         Ok(StoredManifest { digest, media_type: parsed.media_type.clone(), body })
     }
 
@@ -136,8 +163,9 @@ impl Registry {
             self.write_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key(), &digest).await?;
         }
         let subject = parsed.subject.clone();
-        let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(digest.clone(), Arc::new(parsed));
+        let media_type = parsed.media_type.clone();
+        self.parsed.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.clone(), Arc::new(parsed));
+        self.notify(manifest_event(Action::Push, repo, reference, &digest, &media_type, &body)).await?;
         Ok(PutManifest { digest, subject })
     }
 
@@ -163,7 +191,14 @@ impl Registry {
                 self.backend.delete(&Path::Revision(repo.as_str(), digest).key()).await?;
             }
         }
-        Ok(())
+        // As registry:2: a tag's delete names the tag, a manifest's its digest.
+        let (digest, tag) = match reference {
+            Reference::Tag(t) => (None, Some(t.as_str())),
+            Reference::Digest(d) => (Some(d), None),
+        };
+        let h =
+            Happened { action: Action::Delete, repo, digest, media_type: "", size: 0, tag, from: None, manifest: None };
+        self.notify(h).await
     }
 
     /// Every tag in the repository, sorted; `NameUnknown` when the repository does not exist.

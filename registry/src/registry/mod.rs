@@ -11,6 +11,7 @@ pub mod blobs;
 // The names are the leaf `oci` module's; re-exported where callers know them.
 pub use crate::oci::{digest, reference};
 pub mod catalog;
+pub mod events;
 pub mod gc;
 mod ingest;
 pub mod manifests;
@@ -108,6 +109,8 @@ pub struct Registry {
     parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
     /// Pulls not yet written to storage (`pulls.rs`).
     pulls: pulls::PullLog,
+    /// Notification events (`events/`), when an endpoint is enabled.
+    events: std::sync::OnceLock<events::Emitter>,
 }
 
 impl Registry {
@@ -121,7 +124,14 @@ impl Registry {
             parsed: Mutex::new(HashMap::new()),
             pulls,
             quotas,
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes and queues notification events from now on (`notifications`
+    /// in the config; set once, at start).
+    pub fn set_events(&self, events: events::Emitter) {
+        let _ = self.events.set(events);
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

@@ -17,6 +17,7 @@ use crate::storage::ByteStream;
 use crate::storage::paths::Path;
 
 use super::digest::{Algorithm, Digest, Hasher};
+use super::events::{Action, Happened};
 use super::reference::RepoName;
 use super::upload_session::{Appender, Session};
 use super::{Error, Registry, Result};
@@ -193,7 +194,6 @@ impl Registry {
 
     /// Appends the final chunk (if any), verifies the digest and commits the
     /// blob. Nothing is visible under the digest until it is verified.
-    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id, digest = %digest, bytes = tracing::field::Empty))]
     pub async fn upload_complete(
         &self,
         repo: &RepoName,
@@ -202,6 +202,21 @@ impl Registry {
         range: Option<ChunkRange>,
         body: Option<ByteStream>,
     ) -> Result<()> {
+        let size = self.commit_upload(repo, id, digest, range, body).await?;
+        self.notify(Happened::blob(Action::Push, repo, digest, size)).await
+    }
+
+    /// `upload_complete` without the push event (the mirror's fills, which
+    /// registry:2 does not announce either); returns the blob's size.
+    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id, digest = %digest, bytes = tracing::field::Empty))]
+    pub(super) async fn commit_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        body: Option<ByteStream>,
+    ) -> Result<u64> {
         self.check_writable()?;
         self.session(repo, id).await?;
         let entry = self.uploads.entry(id);
@@ -247,7 +262,7 @@ impl Registry {
         }
         self.write_link(&Path::LayerLink(repo.as_str(), digest).key(), digest).await?;
         self.discard_upload(repo, id).await;
-        Ok(())
+        Ok(s.size)
     }
 
     /// Whether `key` already holds a blob of `size` bytes. Content-addressed:

@@ -27,6 +27,9 @@
 //!
 //! ```text
 //! wharf/pulls/<name>/_pulls.json                   last pull times (retention)
+//! wharf/notifications/<endpoint>/
+//!   queue/<ms>-<replica>-<seq>-<count>             a batch of events not yet delivered (JSON envelope)
+//!   lease                                          which replica delivers this endpoint's events
 //! ```
 //!
 //! Callers pass names, tags and ids that were already validated by the API
@@ -111,6 +114,12 @@ pub enum Path<'a> {
     /// When a repository's tags and manifests were last pulled (JSON). The
     /// `_` cannot begin a name component, so no repository's prefix holds it.
     Pulls(&'a str),
+    /// The events waiting for one notification endpoint (by its config name).
+    NotificationQueue(&'a str),
+    /// One batch of waiting events (see [`notification_batch_name`]).
+    NotificationBatch(&'a str, &'a str),
+    /// Which replica delivers one endpoint's events, until when.
+    NotificationLease(&'a str),
 }
 
 impl Path<'_> {
@@ -156,6 +165,9 @@ impl Path<'_> {
             Path::GcLease => format!("{WHARF}/gc/lease"),
             Path::GcLast => format!("{WHARF}/gc/last"),
             Path::Pulls(name) => format!("{WHARF}/pulls/{name}/_pulls.json"),
+            Path::NotificationQueue(ep) => format!("{WHARF}/notifications/{}/queue", endpoint_segment(ep)),
+            Path::NotificationBatch(ep, batch) => format!("{}/{batch}", Path::NotificationQueue(ep).key()),
+            Path::NotificationLease(ep) => format!("{WHARF}/notifications/{}/lease", endpoint_segment(ep)),
         }
     }
 }
@@ -173,6 +185,40 @@ pub fn tombstone_parts(name: &str) -> Option<(Digest, &str)> {
     let (hex, run) = rest.split_once('-')?;
     let digest: Digest = format!("{alg}:{hex}").parse().ok()?;
     (!run.is_empty()).then_some((digest, run))
+}
+
+/// An endpoint's name as one key segment: itself when it is plain, else
+/// `~` and its bytes in hex (config names may hold `/` or spaces).
+fn endpoint_segment(name: &str) -> String {
+    let plain = !name.is_empty()
+        && !name.starts_with(['.', '~'])
+        && name.len() <= 100
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain { name.to_string() } else { format!("~{}", hex::encode(name.as_bytes())) }
+}
+
+/// The name of a batch of events in a notification queue. Names sort in
+/// the order the batches were written by one replica (milliseconds kept
+/// monotonic, then a sequence number), and carry their event count so the
+/// queue's length is known from a listing.
+pub fn notification_batch_name(millis: u64, replica: &str, seq: u64, count: usize) -> String {
+    format!("{millis:013}-{replica}-{seq:012}-{count}")
+}
+
+/// The event count a batch name carries; `None` for a name wharf did not write.
+pub fn notification_batch_count(name: &str) -> Option<usize> {
+    let parts: Vec<&str> = name.split('-').collect();
+    match parts.as_slice() {
+        [ms, replica, seq, count]
+            if ms.len() == 13
+                && ms.bytes().all(|b| b.is_ascii_digit())
+                && !replica.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            count.parse().ok()
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +257,8 @@ mod tests {
             (Path::GcReference(&d), format!("wharf/gc/refs/sha256/{h}")),
             (Path::GcTombstone(&d, "r1"), format!("wharf/gc/tombstones/sha256-{h}-r1")),
             (Path::Pulls("library/ubuntu"), "wharf/pulls/library/ubuntu/_pulls.json".into()),
+            (Path::NotificationBatch("ci", "b1"), "wharf/notifications/ci/queue/b1".into()),
+            (Path::NotificationLease("a b/c"), "wharf/notifications/~6120622f63/lease".into()),
         ];
         for (path, want) in table {
             assert_eq!(path.key(), want, "{path:?}");
@@ -218,5 +266,9 @@ mod tests {
         let name = Path::GcTombstone(&d, "r1").key().rsplit('/').next().unwrap().to_string();
         assert_eq!(tombstone_parts(&name), Some((d.clone(), "r1")));
         assert_eq!(tombstone_parts("sha256-zz-r1"), None);
+        let batch = notification_batch_name(1_700_000_000_000, "ab12", 7, 3);
+        assert_eq!(batch, "1700000000000-ab12-000000000007-3");
+        assert_eq!(notification_batch_count(&batch), Some(3));
+        assert_eq!(notification_batch_count("x-y-z-1"), None);
     }
 }

@@ -19,6 +19,7 @@ use crate::names::{self, paths};
 
 use super::super::validated::{Auth, Storage, ValidatedRegistry};
 use super::meta::child_meta;
+use super::notifications_config::{header_mounts, value_file};
 use super::registry_config::upstream_dir;
 
 /// The user and group the registry runs as (distroless `nonroot`).
@@ -263,6 +264,9 @@ fn mounts(v: &ValidatedRegistry) -> Vec<VolumeMount> {
     if mounts_ca_bundle(v) {
         m.push(mount(VOL_CA_BUNDLE, paths::CA_BUNDLE_DIR));
     }
+    for h in v.notifications.iter().flat_map(header_mounts) {
+        m.push(mount(&h.volume, &h.dir));
+    }
     m
 }
 
@@ -358,6 +362,11 @@ fn volumes(v: &ValidatedRegistry) -> Vec<Volume> {
             names::CA_CERT_KEY,
             names::CA_CERT_KEY,
         ));
+    }
+    // Notification headers from Secrets: a directory each (no subPath, so
+    // a rotated Secret reaches the file the registry reads at each delivery).
+    for h in v.notifications.iter().flat_map(header_mounts) {
+        vols.push(secret_volume(&h.volume, &h.secret, &[(&h.key, value_file())]));
     }
     vols
 }

@@ -13,6 +13,7 @@ pub mod gc_cronjob;
 pub mod ingress;
 pub mod meta;
 pub mod network_policy;
+pub mod notifications_config;
 pub mod pdb;
 pub mod pvc;
 pub mod registry_config;

@@ -12,6 +12,7 @@ use crate::crd::{LogLevel, RepositoryAction};
 use crate::names::{self, paths};
 
 use super::super::validated::{Auth, Storage, ValidatedRegistry};
+use super::notifications_config::{NotificationsConfig, notifications_config};
 use super::upkeep_config::{GcConfig, QuotaConfig, RetentionConfig, gc_config, quotas_config, retention_config};
 
 /// config.yml.
@@ -31,6 +32,9 @@ pub struct RegistryConfig {
     /// Proxy (mirror).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyConfig>,
+    /// Webhook notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// `log`.
@@ -399,6 +403,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
         http,
         auth,
         proxy,
+        notifications: v.notifications.as_ref().map(notifications_config),
     }
 }
 

@@ -27,7 +27,17 @@ impl Registry {
     /// Takes or renews the collection lease for `ttl`; false when another
     /// replica holds it.
     pub async fn take_gc_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
-        let key = Path::GcLease.key();
+        self.take_lease(&Path::GcLease.key(), holder, ttl).await
+    }
+
+    /// The same best-effort lease for delivering one notification
+    /// endpoint's events: two deliverers at once only send duplicates.
+    pub async fn take_notification_lease(&self, endpoint: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        self.take_lease(&Path::NotificationLease(endpoint).key(), holder, ttl).await
+    }
+
+    async fn take_lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let key = key.to_string();
         if let Some(lease) = self.read_lease(&key).await?
             && lease.holder != holder
             && lease.until > now_ms()
