@@ -120,4 +120,4 @@ notification endpoint whose receiver answers after $DELAY_MS ms, against no
 DOC
 log "wrote $OUT"
 cat "$OUT"
-exit_on_missed_targets "$OUT" bench/notifications.sh
+exit_on_missed_targets "$OUT" "bench/notifications.sh"

@@ -31,6 +31,9 @@
 #  12. GC (e2e/scenario-gc.sh): a Registry with online garbage collection and
 #      a retention policy; CI tags pushed by a Job age out, their blobs are
 #      reclaimed, and the image a Deployment runs stays and pulls whole
+#  13. notifications (e2e/scenario-notify.sh): a receiver Deployment in the
+#      cluster gets registry:2's push event of a Job's push, with an
+#      Authorization header from a Secret that never reaches the ConfigMap
 # and the operator, under the chart's RBAC, logged no forbidden error; and
 # helm uninstall leaves the node's files as they were before.
 # Each step has a deadline; on failure it prints describe, events and logs.
@@ -62,7 +65,7 @@ ctr_() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
 
 dump() {
   local ns p
-  for ns in $SYS $TEAM $APPS $MIRROR_NS ${S3_NS:-} ${S3_TEAM:-}; do
+  for ns in $SYS $TEAM $APPS $MIRROR_NS ${S3_NS:-} ${S3_TEAM:-} ${GC_TEAM:-} ${NOTIFY_NS:-}; do
     k get namespace "$ns" >/dev/null 2>&1 || continue
     log "---- diagnostics for namespace $ns"
     k -n "$ns" get registries,registrymirrors,all,pvc,secrets,configmaps -o wide >&2 || true
@@ -572,6 +575,10 @@ log "one node agent ($agents); no hostPath pod outside $SYS; docker.io released 
 # ------------------------------------------------------------------ 12
 # shellcheck source=scenario-gc.sh
 . "$HERE/scenario-gc.sh"
+
+# ------------------------------------------------------------------ 13
+# shellcheck source=scenario-notify.sh
+. "$HERE/scenario-notify.sh"
 
 # ------------------------------------------------------------------ RBAC
 phase "the operator logged no forbidden error"
