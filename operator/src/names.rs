@@ -144,6 +144,8 @@ pub const TLS_KEY_KEY: &str = "tls.key";
 /// Key of the issuing CA's certificate in a kubernetes.io/tls Secret, as
 /// cert-manager writes it; also the key of the CA bundle ConfigMap.
 pub const CA_CERT_KEY: &str = "ca.crt";
+/// Where the registry serves its web UI unless `ui.path` says otherwise.
+pub const DEFAULT_UI_PATH: &str = "/ui/";
 /// The Secret, in the operator's namespace, holding the operator's CA
 /// (`tls.crt`, `tls.key`). Created once; deleting it makes a new CA, and
 /// every serving certificate is issued again.

@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod mirror;
 pub mod notifications;
 pub mod registry;
+pub mod tls;
 
 pub use common::*;
 pub use common_spec::{CommonSpec, TlsSource};
@@ -22,6 +23,7 @@ pub use maintenance::*;
 pub use mirror::{RegistryMirror, RegistryMirrorSpec};
 pub use notifications::*;
 pub use registry::{Registry, RegistrySpec};
+pub use tls::{IssuerKind, IssuerRef, TlsSpec};
 
 use kube::CustomResourceExt;
 

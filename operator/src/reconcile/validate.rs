@@ -151,6 +151,11 @@ pub fn validate(
         ingress,
         tls_secret,
         network_policy: server.network_policy.as_ref().filter(|n| n.enabled).map(|n| n.from.clone()),
+        ui_path: server
+            .ui
+            .as_ref()
+            .filter(|u| u.enabled)
+            .map(|u| u.path.clone().unwrap_or_else(|| names::DEFAULT_UI_PATH.into())),
         operator_namespace: settings.node.namespace.clone(),
         delete_enabled: spec.delete_enabled,
         gc,

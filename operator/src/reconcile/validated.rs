@@ -45,6 +45,8 @@ pub struct ValidatedRegistry {
     pub tls_secret: Option<String>,
     /// Peers admitted by the NetworkPolicy, when there is one.
     pub network_policy: Option<Vec<NetworkPolicyPeer>>,
+    /// The web UI's path, when it is on.
+    pub ui_path: Option<String>,
     /// The operator's namespace: its pods read the registry pods' `/debug/ready`.
     pub operator_namespace: String,
     /// `storage.delete.enabled`.

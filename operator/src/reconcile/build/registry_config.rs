@@ -35,6 +35,18 @@ pub struct RegistryConfig {
     /// Webhook notifications.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsConfig>,
+    /// The web UI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiConfig>,
+}
+
+/// `ui`.
+#[derive(Debug, Serialize)]
+pub struct UiConfig {
+    /// Always true when rendered.
+    pub enabled: bool,
+    /// Where.
+    pub path: String,
 }
 
 /// `log`.
@@ -404,6 +416,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
         auth,
         proxy,
         notifications: v.notifications.as_ref().map(notifications_config),
+        ui: v.ui_path.as_ref().map(|path| UiConfig { enabled: true, path: path.clone() }),
     }
 }
 
