@@ -33,12 +33,9 @@ pub fn valid_schedule(s: &str) -> bool {
     s.starts_with('@') || s.split_whitespace().count() == 5
 }
 
-/// Parses a Kubernetes quantity into bytes (`50Gi`, `500M`, `1073741824`).
-pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let multiplier: u64 = match suffix {
+/// The multiplier of a quantity suffix (`k`..`P`, `Ki`..`Pi`; none is 1).
+fn suffix_multiplier(suffix: &str) -> Option<u64> {
+    Some(match suffix {
         "" => 1,
         "k" => 1000,
         "M" => 1000u64.pow(2),
@@ -51,7 +48,15 @@ pub fn quantity_bytes(q: &str) -> Option<u64> {
         "Ti" => 1 << 40,
         "Pi" => 1 << 50,
         _ => return None,
-    };
+    })
+}
+
+/// Parses a Kubernetes quantity into bytes (`50Gi`, `500M`, `1073741824`).
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let multiplier = suffix_multiplier(suffix)?;
     let value: f64 = number.parse().ok()?;
     if !value.is_finite() || value < 0.0 {
         return None;
@@ -94,19 +99,10 @@ pub fn quota_limit_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
-    let multiplier: u64 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000u64.pow(2),
-        "G" => 1000u64.pow(3),
-        "T" => 1000u64.pow(4),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(multiplier)
+    if suffix.starts_with('P') {
+        return None;
+    }
+    number.parse::<u64>().ok()?.checked_mul(suffix_multiplier(suffix)?)
 }
 
 #[cfg(test)]
