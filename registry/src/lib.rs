@@ -85,6 +85,11 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             upload_secret,
             redirect: !config.storage.redirect.is_some_and(|r| r.disable),
             record_pulls: config.storage.retention.is_some(),
+            search_refresh: config
+                .search
+                .as_ref()
+                .and_then(|s| s.refresh)
+                .map_or(registry::search::DEFAULT_REFRESH, |d| d.0),
         },
     ));
     let mut headers = Vec::new();

@@ -16,6 +16,7 @@ pub mod mirror;
 pub mod quota;
 pub mod realm;
 pub mod retention;
+pub mod search;
 mod storage;
 mod trusted_proxies;
 mod values;
@@ -59,6 +60,9 @@ pub struct Config {
     pub proxy: Option<mirror::MirrorConfig>,
     #[serde(default)]
     pub health: Health,
+    /// wharf: the search index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<search::Search>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -271,6 +275,9 @@ impl Config {
         }
         if let Some(r) = &self.storage.retention {
             r.validate()?;
+        }
+        if let Some(s) = &self.search {
+            s.validate()?;
         }
         if let Some(net) = &self.http.net
             && net != "tcp"

@@ -134,6 +134,7 @@ impl Registry {
         if let Reference::Tag(tag) = reference {
             self.write_link(&Path::TagIndexEntryLink(repo.as_str(), tag.as_str(), &digest).key(), &digest).await?;
             self.write_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key(), &digest).await?;
+            self.search.tagged(repo, tag);
         }
         let subject = parsed.subject.clone();
         let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,6 +151,7 @@ impl Registry {
             Reference::Tag(tag) => {
                 self.resolve(repo, reference).await?;
                 self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+                self.search.untagged(repo, tag);
             }
             Reference::Digest(digest) => {
                 self.resolve(repo, reference).await?;
@@ -158,6 +160,7 @@ impl Registry {
                     let current = self.read_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key()).await?;
                     if current.as_ref() == Some(digest) {
                         self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+                        self.search.untagged(repo, &tag);
                     }
                 }
                 self.backend.delete(&Path::Revision(repo.as_str(), digest).key()).await?;

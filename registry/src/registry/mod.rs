@@ -18,6 +18,7 @@ pub mod pulls;
 pub mod purge;
 pub mod referrers;
 pub mod retention;
+pub mod search;
 pub mod upload;
 mod upload_session;
 
@@ -96,6 +97,9 @@ pub struct Options {
     pub redirect: bool,
     /// Remember manifest pulls for retention (`storage.retention` is set).
     pub record_pulls: bool,
+    /// How old the search index may get before a search walks storage again
+    /// (`search.refresh`; zero: the default).
+    pub search_refresh: std::time::Duration,
 }
 
 pub struct Registry {
@@ -108,13 +112,17 @@ pub struct Registry {
     parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
     /// Pulls not yet written to storage (`pulls.rs`).
     pulls: pulls::PullLog,
+    /// Repositories and tags for search (`search.rs`).
+    search: search::SearchIndex,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
         let pulls = pulls::PullLog::new(options.record_pulls);
         let quotas = quota::Quotas::new(&options.quotas);
+        let refresh = if options.search_refresh.is_zero() { search::DEFAULT_REFRESH } else { options.search_refresh };
         Registry {
+            search: search::SearchIndex::new(refresh),
             backend,
             options,
             uploads: upload::Locks::default(),
