@@ -30,6 +30,7 @@ pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -124,5 +125,9 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
         trusted_proxies: api::forwarded::TrustedProxies::parse(&config.http.trustedproxies)
             .map_err(|e| anyhow::anyhow!("http.trustedproxies: {e}"))?,
     });
-    Ok(App { registry, router: api::router(state) })
+    let mut router = api::router(state.clone());
+    if let Some(u) = config.ui.as_ref().filter(|u| u.enabled) {
+        router = router.merge(ui::router(state, &u.path));
+    }
+    Ok(App { registry, router })
 }

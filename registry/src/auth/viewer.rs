@@ -69,3 +69,67 @@ impl Auth {
         Ok(Viewer::Rules { rules: builtin.rules(), user })
     }
 }
+
+/// Who may use the web UI, and how they log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiLogins {
+    /// No auth: the UI is open, like the API.
+    None,
+    /// htpasswd: only logged-in users see anything.
+    Required,
+    /// The built-in token service: anonymous rules apply until one logs in.
+    Optional,
+    /// An external token issuer: the registry cannot check passwords.
+    Unavailable,
+}
+
+impl Viewer {
+    /// Whether this viewer may delete in `repository` (the rules' `delete`).
+    pub fn may_delete(&self, repository: &str) -> bool {
+        match self {
+            Viewer::Everything => true,
+            Viewer::Rules { rules, user } => rules.permitted(user.as_deref(), repository).contains("delete"),
+        }
+    }
+}
+
+impl Auth {
+    pub fn ui_logins(&self) -> UiLogins {
+        match &self.method {
+            Method::Open => UiLogins::None,
+            Method::Htpasswd { .. } => UiLogins::Required,
+            Method::Token { builtin: Some(_), .. } => UiLogins::Optional,
+            Method::Token { builtin: None, .. } => UiLogins::Unavailable,
+        }
+    }
+
+    /// What the UI shows a session of `user` (`None`: anonymous); `None`
+    /// when that session may see nothing.
+    pub fn ui_viewer(&self, user: Option<&str>) -> Option<Viewer> {
+        match &self.method {
+            Method::Open => Some(Viewer::Everything),
+            Method::Htpasswd { users, .. } => user.filter(|u| users.get().contains(u)).map(|_| Viewer::Everything),
+            Method::Token { builtin: Some(b), .. } => {
+                // A user removed from the file is anonymous from the next request on.
+                let user = user.filter(|u| b.user_exists(u)).map(str::to_string);
+                Some(Viewer::Rules { rules: b.rules(), user })
+            }
+            Method::Token { builtin: None, .. } => None,
+        }
+    }
+
+    /// Checks a password typed into the UI's login form.
+    pub async fn ui_login(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), LoginFailure> {
+        let users = match &self.method {
+            Method::Htpasswd { users, .. } => users.get(),
+            Method::Token { builtin: Some(b), .. } => b.users(),
+            _ => return Err(LoginFailure::Invalid),
+        };
+        self.login(users, user, password, client).await
+    }
+}

@@ -19,6 +19,7 @@ pub mod retention;
 pub mod search;
 mod storage;
 mod trusted_proxies;
+pub mod ui;
 mod values;
 pub use auth::*;
 pub use retention::*;
@@ -63,6 +64,9 @@ pub struct Config {
     /// wharf: the search index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<search::Search>,
+    /// wharf: the web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<ui::Ui>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -278,6 +282,9 @@ impl Config {
         }
         if let Some(s) = &self.search {
             s.validate()?;
+        }
+        if let Some(u) = &self.ui {
+            u.validate()?;
         }
         if let Some(net) = &self.http.net
             && net != "tcp"

@@ -8,6 +8,7 @@
 //! `crate::storage`.
 
 pub mod blobs;
+pub mod browse;
 // The names are the leaf `oci` module's; re-exported where callers know them.
 pub use crate::oci::{digest, reference};
 pub mod catalog;
