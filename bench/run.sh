@@ -10,7 +10,8 @@
 # no link, with filesystem and S3 storage), bench/gc.sh (an online garbage
 # collection pass over 10,000 manifests and 50,000 blobs, and the pulls
 # beside it), bench/auth.sh (pulls through
-# htpasswd auth against an open registry) and bench/operator.sh (the
+# htpasswd auth against an open registry), bench/ui.sh (the search API and
+# the UI's pages at 10,000 repositories and 100,000 tags) and bench/operator.sh (the
 # operator with 100 Registries on a real kube-apiserver) run, and their
 # sections are appended to the same document.
 #
@@ -18,7 +19,7 @@
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
 # Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
-# --no-s3, --no-mirror, --no-gc, --no-auth, --no-operator (leave those sections out), --check FILE
+# --no-s3, --no-mirror, --no-gc, --no-auth, --no-ui, --no-operator (leave those sections out), --check FILE
 # (run nothing: exit as a run that wrote FILE would, by its **FAIL** rows).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
 # prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
@@ -43,6 +44,7 @@ S3=1
 MIRROR=1
 GC=1
 AUTH=1
+UI=1
 OPERATOR=1
 CHECK=""
 while (($#)); do
@@ -57,6 +59,7 @@ while (($#)); do
     --no-mirror) MIRROR=0 ;;
     --no-gc) GC=0 ;;
     --no-auth) AUTH=0 ;;
+    --no-ui) UI=0 ;;
     --no-operator) OPERATOR=0 ;;
     --check) CHECK=$2; shift ;;
     -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
@@ -447,7 +450,7 @@ Written by \`bench/run.sh\`, mode: $mode, on $(date -u '+%Y-%m-%d %H:%M UTC').
 Re-run with \`make bench\`; \`bash bench/run.sh --quick\` is a small version for iterating.
 After the registry results come S3 storage (\`bench/s3.sh\`), the pull-through
 cache (\`bench/mirror.sh\`), online garbage collection (\`bench/gc.sh\`), auth
-(\`bench/auth.sh\`) and the operator at scale
+(\`bench/auth.sh\`), search and the UI (\`bench/ui.sh\`) and the operator at scale
 (\`bench/operator.sh\`), each with its own method and targets.
 
 | | |
@@ -582,6 +585,7 @@ fi
 if ((AUTH)); then
     if [[ -n $RUNS ]]; then sub_bench auth auth.sh --runs "$RUNS"; else sub_bench auth auth.sh; fi
 fi
+((UI)) && sub_bench ui ui.sh
 ((OPERATOR)) && sub_bench operator operator.sh
 log "wrote $OUT"
 cat "$OUT"

@@ -49,15 +49,15 @@ expect "$MISSED_TARGETS_EXIT" "$rc" "exit_on_missed_targets (bench/mirror.sh and
 
 # Each section bench/run.sh appends ends by failing on its own missed targets,
 # and run.sh runs the S3 and mirror sections (whose targets issue 11 sets).
-for f in s3.sh mirror.sh operator.sh; do
+for f in s3.sh mirror.sh operator.sh ui.sh; do
     [[ $(grep -v '^[[:space:]]*$' "$f" | tail -n 1) == 'exit_on_missed_targets "$OUT" "bench/'"$f"'"' ]] ||
         die "bench/$f does not end with exit_on_missed_targets"
 done
-for f in s3.sh mirror.sh; do
+for f in s3.sh mirror.sh ui.sh; do
     grep -q "sub_bench [a-z0-9]* $f" run.sh || die "bench/run.sh does not run bench/$f"
 done
 # Their options parse without running anything; a bad link is refused.
-for f in s3.sh mirror.sh; do
+for f in s3.sh mirror.sh ui.sh; do
     bash "./$f" --help >/dev/null || die "bench/$f --help failed"
 done
 rc=0

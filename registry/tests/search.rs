@@ -61,6 +61,8 @@ async fn v1_search_answers_in_the_shape_the_docker_cli_parses() {
     assert_eq!(names(&v, "results"), ["tools/db"]);
     let v = reg.get("/v2/_wharf/search?q=pg1").await.json();
     assert_eq!(v["repositories"], serde_json::json!([{"name": "tools/db", "tagCount": 1, "tags": ["pg16"]}]));
+    // Case does not matter.
+    assert_eq!(names(&reg.get("/v2/_wharf/search?q=WEB-App").await.json(), "repositories"), ["team-a/web-app"]);
     // `name:tag`: both parts must match.
     assert_eq!(names(&reg.get("/v2/_wharf/search?q=db:pg").await.json(), "repositories"), ["tools/db"]);
     assert!(names(&reg.get("/v2/_wharf/search?q=db:1.0").await.json(), "repositories").is_empty());

@@ -22,12 +22,18 @@ pub struct TagInfo {
 }
 
 impl Registry {
-    /// Every tag of `repo` with its digest and push time, in tag order.
+    /// Every tag of `repo` with its digest and push time, in tag order: two
+    /// reads per tag (the link and its metadata), none for the directory.
     pub async fn tag_details(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
-        let mut out = Vec::new();
-        for tag in self.tags(repo).await? {
+        let names = match self.backend.list(&Path::TagsRoot(repo.as_str()).key()).await {
+            Ok(n) => n,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for tag in names.iter().filter_map(|n| Tag::parse(n).ok()) {
             let key = Path::TagCurrentLink(repo.as_str(), tag.as_str()).key();
-            // Deleted since it was listed: skipped.
+            // No link: a tag PUT cut short, or deleted since it was listed.
             let Some(digest) = self.read_link(&key).await? else { continue };
             let pushed = match self.backend.stat(&key).await {
                 Ok(meta) => meta.modified,

