@@ -65,6 +65,27 @@ pub struct ServerSpec {
     /// A NetworkPolicy limiting who reaches the registry pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+    /// The web UI, served by the registry pods under `path` (behind the same
+    /// Service and Ingress, with the same auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiSpec>,
+}
+
+/// The registry's web UI: repositories, tags, manifests, search and deletes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UiSpec {
+    /// Serve the UI.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where, e.g. `/ui/` (the default): lowercase letters, digits, `-`, `_`
+    /// and `/`, starting and ending with `/`, not under `/v2/`, `/v1/` or `/auth/`.
+    #[x_kube(validation = Rule::new(
+        "self.matches('^/([a-z0-9_-]+/)+$') && !self.startsWith('/v2/') && !self.startsWith('/v1/') && !self.startsWith('/auth/')"
+    ).message("ui.path must look like /ui/ (lowercase letters, digits, - and _, between slashes) and not be under /v2/, /v1/ or /auth/"))]
+    #[schemars(length(max = 100))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Where the registry keeps its blobs and manifests. Set exactly one of

@@ -138,6 +138,7 @@ pub fn validate(
             annotations: server.pod_annotations.clone(),
         },
         log_level: server.log_level,
+        ui_path: server.ui.as_ref().filter(|u| u.enabled).map(|u| u.path.clone().unwrap_or_else(|| "/ui/".into())),
         storage,
         auth,
         service,

@@ -33,6 +33,8 @@ pub struct ValidatedRegistry {
     pub pods: Pods,
     /// Registry log level.
     pub log_level: LogLevel,
+    /// The web UI's path, when it is on.
+    pub ui_path: Option<String>,
     /// Storage.
     pub storage: Storage,
     /// Client auth.

@@ -31,6 +31,18 @@ pub struct RegistryConfig {
     /// Proxy (mirror).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyConfig>,
+    /// The web UI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiConfig>,
+}
+
+/// `ui`.
+#[derive(Debug, Serialize)]
+pub struct UiConfig {
+    /// Always `true` when written.
+    pub enabled: bool,
+    /// Where it is served.
+    pub path: String,
 }
 
 /// `log`.
@@ -383,6 +395,7 @@ pub fn build_registry_config(v: &ValidatedRegistry) -> RegistryConfig {
         http,
         auth,
         proxy,
+        ui: v.ui_path.clone().map(|path| UiConfig { enabled: true, path }),
     }
 }
 
@@ -458,5 +471,22 @@ mod tests {
         let mut bad = crate::reconcile::render::parse(&with_ingress("    trustedProxies: [10.0.0.0/33]\n")).unwrap();
         let e = crate::reconcile::render::validate_input(&mut bad[0], "team-a", &settings()).unwrap_err().to_string();
         assert!(e.contains("trustedProxies") && e.contains("10.0.0.0/33"), "{e}");
+    }
+
+    /// `spec.ui` becomes the registry's `ui` section (issue 14); the Ingress
+    /// already routes every path, `/ui/` included, to the registry port.
+    #[test]
+    fn the_ui_is_rendered_when_enabled() {
+        let config = |extra: &str| {
+            let yaml = serde_yaml::to_string(&build_registry_config(&validated(&with_ingress(extra)))).unwrap();
+            serde_yaml::from_str::<serde_yaml::Value>(&yaml).unwrap()
+        };
+        let on = config("  ui: { enabled: true }\n");
+        assert_eq!(on["ui"]["enabled"], serde_yaml::Value::Bool(true));
+        assert_eq!(on["ui"]["path"].as_str(), Some("/ui/"));
+        assert_eq!(on["http"]["host"].as_str(), Some("http://registry.example.com"), "pull commands use this host");
+        assert_eq!(config("  ui: { enabled: true, path: /console/ }\n")["ui"]["path"].as_str(), Some("/console/"));
+        assert!(config("  ui: { enabled: false }\n").get("ui").is_none());
+        assert!(config("").get("ui").is_none());
     }
 }
