@@ -123,6 +123,22 @@ impl Browser {
         v.as_array().map_or(0, Vec::len)
     }
 
+    /// Waits (10 s at most) until `css` matches `n` elements: a click that
+    /// navigates may return before the next page is there.
+    fn expect_count(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.count(css) != n {
+            assert!(
+                Instant::now() < deadline,
+                "{css}: {} elements, want {n}, on {}:\n{}",
+                self.count(css),
+                self.url(),
+                self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn click(&self, css: &str) {
         let e = self.find(css);
         self.call(reqwest::Method::POST, &self.s(&format!("/element/{e}/click")), Some(json!({})));
@@ -286,7 +302,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
 
     // Anonymous: only what anonymous rules let anyone pull.
     b.goto(&ui);
-    assert_eq!(b.count("#repositories tbody tr"), 1, "{}", b.source());
+    b.expect_count("#repositories tbody tr", 1);
     assert_eq!(b.text("#repositories tbody th a"), "public/base");
     assert!(!b.source().contains("team-a"), "anonymous sees team-a");
     no_team_b(&b, "the anonymous list");
@@ -326,7 +342,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
     // Search.
     b.type_into("#q", "app");
     b.click("#search-submit");
-    assert_eq!(b.count("#repositories tbody tr"), 1);
+    b.expect_count("#repositories tbody tr", 1);
     assert_eq!(b.text("#repositories tbody th a"), "team-a/app");
     no_team_b(&b, "the search for app");
     b.type_into("#q", "secret");
@@ -339,7 +355,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
 
     // The repository's tags.
     b.click("#repositories tbody th a");
-    assert_eq!(b.count("#tags tbody tr"), 2);
+    b.expect_count("#tags tbody tr", 2);
     let row = b.text("#tags tr[data-tag=v1]");
     assert!(row.contains("index") && row.contains("linux/amd64") && row.contains("linux/arm64"), "{row}");
     no_team_b(&b, "the tags page");
@@ -364,13 +380,13 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
 
     // The index, then one platform manifest.
     b.click("#tags tr[data-tag=v1] td a");
-    assert_eq!(b.count("#children tbody tr"), 2);
+    b.expect_count("#children tbody tr", 2);
     assert!(b.text("#children").contains("linux/arm64"));
     assert!(b.source().contains(&img.index.hex().to_string()));
     no_team_b(&b, "the index page");
     b.shots("index");
     b.click("#children tbody tr:first-child a");
-    assert_eq!(b.count("#layers tbody tr"), img.images[0].layers.len());
+    b.expect_count("#layers tbody tr", img.images[0].layers.len());
     assert!(b.text("h1").starts_with("Image"));
     assert!(b.source().contains(img.images[0].layers[0].hex()));
     no_team_b(&b, "the manifest page");
@@ -391,7 +407,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
         assert!(Instant::now() < deadline, "v2 is still listed after the delete");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(b.count("#tags tr[data-tag=v1]"), 1);
+    b.expect_count("#tags tr[data-tag=v1]", 1);
     b.shots("tags-after-delete");
 
     // A forged delete, from the page's origin with the session cookie but no CSRF token: refused.
@@ -413,7 +429,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
         .unwrap();
     assert_eq!(forged.status().as_u16(), 403);
     b.goto(&reg.url("/ui/tags?repo=team-a/app"));
-    assert_eq!(b.count("#tags tr[data-tag=v1]"), 1, "the forged deletes deleted v1");
+    b.expect_count("#tags tr[data-tag=v1]", 1);
 
     // At phone width the page does not scroll sideways (tables scroll in their box).
     b.call(reqwest::Method::POST, &b.s("/window/rect"), Some(json!({"width": 390, "height": 844})));
@@ -430,7 +446,8 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
 
     // Log out: the page is anonymous again, and the old cookie no longer works.
     b.click("#logout");
-    assert!(b.count("#login-link") == 1 && !b.source().contains("team-a"), "{}", b.source());
+    b.expect_count("#login-link", 1);
+    assert!(!b.source().contains("team-a"), "{}", b.source());
     let replay = http().get(reg.url("/ui/")).header("cookie", format!("wharf_session={session}")).send().unwrap();
     let body = replay.text().unwrap();
     assert!(!body.contains("team-a") && body.contains("public/base"), "the logged-out session still works:\n{body}");
