@@ -13,14 +13,15 @@
 # htpasswd auth against an open registry), bench/tls.sh (pulls and manifest
 # GETs over HTTPS against plain HTTP, wharf and distribution),
 # bench/notifications.sh (small pushes with notifications on and a slow
-# receiver, against off) and bench/operator.sh (the operator with 100 Registries on a real
+# receiver, against off), bench/ui.sh (the search API and the UI's pages at
+# 10,000 repositories and 100,000 tags) and bench/operator.sh (the operator with 100 Registries on a real
 # kube-apiserver) run, and their sections are appended to the same document.
 #
 #   bash bench/run.sh            full run (~12-16 min), writes docs/benchmarks.md
 #   bash bench/run.sh --quick    small sizes, 1 run each, writes $WHARF_CACHE/bench/quick.md
 #
 # Options: --quick, --runs N, --out FILE, --no-build (use target/release as is),
-# --no-s3, --no-mirror, --no-gc, --no-auth, --no-tls, --no-notifications, --no-operator (leave those sections out), --check FILE
+# --no-s3, --no-mirror, --no-gc, --no-auth, --no-tls, --no-notifications, --no-ui, --no-operator (leave those sections out), --check FILE
 # (run nothing: exit as a run that wrote FILE would, by its **FAIL** rows).
 # Environment: WHARF_CACHE (default ~/.cache/wharf), WHARF_REGISTRY_BIN (a
 # prebuilt wharf-registry to use instead of building one), WHARF_OPERATOR_BIN.
@@ -47,6 +48,7 @@ GC=1
 AUTH=1
 TLS=1
 NOTIFICATIONS=1
+UI=1
 OPERATOR=1
 CHECK=""
 while (($#)); do
@@ -63,6 +65,7 @@ while (($#)); do
     --no-auth) AUTH=0 ;;
     --no-tls) TLS=0 ;;
     --no-notifications) NOTIFICATIONS=0 ;;
+    --no-ui) UI=0 ;;
     --no-operator) OPERATOR=0 ;;
     --check) CHECK=$2; shift ;;
     -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
@@ -454,7 +457,7 @@ Re-run with \`make bench\`; \`bash bench/run.sh --quick\` is a small version for
 After the registry results come S3 storage (\`bench/s3.sh\`), the pull-through
 cache (\`bench/mirror.sh\`), online garbage collection (\`bench/gc.sh\`), auth
 (\`bench/auth.sh\`), TLS (\`bench/tls.sh\`), notifications
-(\`bench/notifications.sh\`) and the operator at scale
+(\`bench/notifications.sh\`), search and the UI (\`bench/ui.sh\`) and the operator at scale
 (\`bench/operator.sh\`), each with its own method and targets.
 
 | | |
@@ -599,6 +602,7 @@ if ((NOTIFICATIONS)); then
         sub_bench notifications notifications.sh
     fi
 fi
+((UI)) && sub_bench ui ui.sh
 ((OPERATOR)) && sub_bench operator operator.sh
 log "wrote $OUT"
 cat "$OUT"

@@ -49,16 +49,16 @@ expect "$MISSED_TARGETS_EXIT" "$rc" "exit_on_missed_targets (bench/mirror.sh and
 
 # Each section bench/run.sh appends ends by failing on its own missed targets,
 # and run.sh runs the S3 and mirror sections (whose targets issue 11 sets),
-# the TLS one (issue 15's) and the notifications one (issue 16's).
-for f in s3.sh mirror.sh tls.sh notifications.sh operator.sh; do
+# the TLS one (issue 15's), the notifications one (issue 16's) and the UI one (issue 14's).
+for f in s3.sh mirror.sh tls.sh notifications.sh ui.sh operator.sh; do
     [[ $(grep -v '^[[:space:]]*$' "$f" | tail -n 1) == 'exit_on_missed_targets "$OUT" "bench/'"$f"'"' ]] ||
         die "bench/$f does not end with exit_on_missed_targets"
 done
-for f in s3.sh mirror.sh tls.sh notifications.sh; do
+for f in s3.sh mirror.sh tls.sh notifications.sh ui.sh; do
     grep -q "sub_bench [a-z0-9]* $f" run.sh || die "bench/run.sh does not run bench/$f"
 done
 # Their options parse without running anything; a bad link is refused.
-for f in s3.sh mirror.sh tls.sh notifications.sh; do
+for f in s3.sh mirror.sh tls.sh notifications.sh ui.sh; do
     bash "./$f" --help >/dev/null || die "bench/$f --help failed"
 done
 rc=0

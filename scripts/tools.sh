@@ -32,7 +32,7 @@ OCI_CONFORMANCE_VERSION=${OCI_CONFORMANCE_VERSION:-v0.0.0-20260831232431-9727462
 # holds the registry to checks the rewrite dropped (e.g. 404 for a GET of an
 # invalid manifest reference). Installed as oci-conformance-legacy.test.
 OCI_CONFORMANCE_LEGACY_VERSION=${OCI_CONFORMANCE_LEGACY_VERSION:-v0.0.0-20231101194043-f2182352d4cc}
-APT_PACKAGES=(skopeo containerd runc nginx-light wrk jq curl apache2-utils openssl umoci)
+APT_PACKAGES=(skopeo containerd runc nginx-light wrk jq curl apache2-utils openssl umoci podman chromium chromium-driver)
 
 CHECK_ONLY=0
 case ${1:-} in

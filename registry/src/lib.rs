@@ -31,6 +31,7 @@ pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -86,6 +87,11 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
             upload_secret,
             redirect: !config.storage.redirect.is_some_and(|r| r.disable),
             record_pulls: config.storage.retention.is_some(),
+            search_refresh: config
+                .search
+                .as_ref()
+                .and_then(|s| s.refresh)
+                .map_or(registry::search::DEFAULT_REFRESH, |d| d.0),
         },
     ));
     // Notification events (`notifications`), queued in storage.
@@ -126,5 +132,9 @@ pub fn build(config: &Config) -> anyhow::Result<App> {
         trusted_proxies: api::forwarded::TrustedProxies::parse(&config.http.trustedproxies)
             .map_err(|e| anyhow::anyhow!("http.trustedproxies: {e}"))?,
     });
-    Ok(App { registry, router: api::router(state) })
+    let mut router = api::router(state.clone());
+    if let Some(u) = config.ui.as_ref().filter(|u| u.enabled) {
+        router = router.merge(ui::router(state, &u.path));
+    }
+    Ok(App { registry, router })
 }

@@ -212,6 +212,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(gc) = config.storage.gc.clone().filter(|g| g.enabled) {
         tokio::spawn(wharf_registry::collector::run(app.registry.clone(), gc, config.storage.retention.clone()));
     }
+    // The search index is built before the first search needs it (registry/search.rs).
+    {
+        let registry = app.registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = registry.rebuild_search_index().await {
+                tracing::warn!(error = %e, "building the search index failed; the first search tries again");
+            }
+        });
+    }
     if config.storage.retention.is_some() {
         // Pull times for retention, written in batches (registry/pulls.rs).
         let registry = app.registry.clone();

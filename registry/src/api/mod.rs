@@ -15,6 +15,7 @@ pub mod manifests;
 pub mod mirror;
 pub mod referrers;
 pub mod response;
+pub mod search;
 pub mod tags;
 pub mod token;
 pub mod uploads;
@@ -141,6 +142,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let prefix = state.prefix.clone();
     let v2 = Router::new()
         .route("/auth/token", any(token::endpoint))
+        .route("/v2/_wharf/search", any(search::json_endpoint))
+        .route("/v1/search", any(search::v1_endpoint))
+        .route("/v1/_ping", any(search::v1_ping_endpoint))
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))

@@ -16,6 +16,7 @@ pub mod scope;
 pub mod token;
 pub mod token_service;
 pub mod verify;
+pub mod viewer;
 
 use std::net::IpAddr;
 use std::sync::Arc;

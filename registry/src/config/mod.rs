@@ -17,8 +17,10 @@ pub mod notifications;
 pub mod quota;
 pub mod realm;
 pub mod retention;
+pub mod search;
 mod storage;
 mod trusted_proxies;
+pub mod ui;
 mod values;
 pub use auth::*;
 pub use retention::*;
@@ -63,6 +65,12 @@ pub struct Config {
     /// Webhook endpoints for push, pull, mount and delete events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<notifications::Notifications>,
+    /// wharf: the search index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<search::Search>,
+    /// wharf: the web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<ui::Ui>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -275,6 +283,12 @@ impl Config {
         }
         if let Some(r) = &self.storage.retention {
             r.validate()?;
+        }
+        if let Some(s) = &self.search {
+            s.validate()?;
+        }
+        if let Some(u) = &self.ui {
+            u.validate()?;
         }
         if let Some(net) = &self.http.net
             && net != "tcp"

@@ -161,6 +161,7 @@ impl Registry {
         if let Reference::Tag(tag) = reference {
             self.write_link(&Path::TagIndexEntryLink(repo.as_str(), tag.as_str(), &digest).key(), &digest).await?;
             self.write_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key(), &digest).await?;
+            self.search.tagged(repo, tag);
         }
         let subject = parsed.subject.clone();
         let media_type = parsed.media_type.clone();
@@ -178,6 +179,7 @@ impl Registry {
             Reference::Tag(tag) => {
                 self.resolve(repo, reference).await?;
                 self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+                self.search.untagged(repo, tag);
             }
             Reference::Digest(digest) => {
                 self.resolve(repo, reference).await?;
@@ -186,6 +188,7 @@ impl Registry {
                     let current = self.read_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key()).await?;
                     if current.as_ref() == Some(digest) {
                         self.backend.delete(&Path::Tag(repo.as_str(), tag.as_str()).key()).await?;
+                        self.search.untagged(repo, &tag);
                     }
                 }
                 self.backend.delete(&Path::Revision(repo.as_str(), digest).key()).await?;

@@ -8,6 +8,7 @@
 //! `crate::storage`.
 
 pub mod blobs;
+pub mod browse;
 // The names are the leaf `oci` module's; re-exported where callers know them.
 pub use crate::oci::{digest, reference};
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod pulls;
 pub mod purge;
 pub mod referrers;
 pub mod retention;
+pub mod search;
 pub mod upload;
 mod upload_session;
 
@@ -97,6 +99,9 @@ pub struct Options {
     pub redirect: bool,
     /// Remember manifest pulls for retention (`storage.retention` is set).
     pub record_pulls: bool,
+    /// How old the search index may get before a search walks storage again
+    /// (`search.refresh`; zero: the default).
+    pub search_refresh: std::time::Duration,
 }
 
 pub struct Registry {
@@ -111,13 +116,17 @@ pub struct Registry {
     pulls: pulls::PullLog,
     /// Notification events (`events/`), when an endpoint is enabled.
     events: std::sync::OnceLock<events::Emitter>,
+    /// Repositories and tags for search (`search.rs`).
+    search: search::SearchIndex,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Self {
         let pulls = pulls::PullLog::new(options.record_pulls);
         let quotas = quota::Quotas::new(&options.quotas);
+        let refresh = if options.search_refresh.is_zero() { search::DEFAULT_REFRESH } else { options.search_refresh };
         Registry {
+            search: search::SearchIndex::new(refresh),
             backend,
             options,
             uploads: upload::Locks::default(),

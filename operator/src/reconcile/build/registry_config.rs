@@ -493,4 +493,21 @@ mod tests {
         let e = crate::reconcile::render::validate_input(&mut bad[0], "team-a", &settings()).unwrap_err().to_string();
         assert!(e.contains("trustedProxies") && e.contains("10.0.0.0/33"), "{e}");
     }
+
+    /// `spec.ui` becomes the registry's `ui` section (issue 14); the Ingress
+    /// already routes every path, `/ui/` included, to the registry port.
+    #[test]
+    fn the_ui_is_rendered_when_enabled() {
+        let config = |extra: &str| {
+            let yaml = serde_yaml::to_string(&build_registry_config(&validated(&with_ingress(extra)))).unwrap();
+            serde_yaml::from_str::<serde_yaml::Value>(&yaml).unwrap()
+        };
+        let on = config("  ui: { enabled: true }\n");
+        assert_eq!(on["ui"]["enabled"], serde_yaml::Value::Bool(true));
+        assert_eq!(on["ui"]["path"].as_str(), Some("/ui/"));
+        assert_eq!(on["http"]["host"].as_str(), Some("http://registry.example.com"), "pull commands use this host");
+        assert_eq!(config("  ui: { enabled: true, path: /console/ }\n")["ui"]["path"].as_str(), Some("/console/"));
+        assert!(config("  ui: { enabled: false }\n").get("ui").is_none());
+        assert!(config("").get("ui").is_none());
+    }
 }

@@ -23,6 +23,8 @@ pub enum Code {
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
+    /// distribution's code for a page size out of range (wharf's search).
+    PaginationNumberInvalid,
     SizeInvalid,
     Unauthorized,
     Denied,
@@ -167,6 +169,11 @@ impl ApiError {
     /// 400 `UNSUPPORTED`: a query or form parameter that cannot be used.
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, Code::Unsupported, message)
+    }
+
+    /// 400 `PAGINATION_NUMBER_INVALID`: a page size `n` out of range.
+    pub fn pagination_number_invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, Code::PaginationNumberInvalid, message)
     }
 
     // Access.
