@@ -208,7 +208,8 @@ impl Registry {
 
     /// `upload_complete` without the push event (the mirror's fills, which
     /// registry:2 does not announce either); returns the blob's size.
-    #[tracing::instrument(skip_all, fields(repo = %repo, upload = id, digest = %digest, bytes = tracing::field::Empty))]
+    // Named as the operation it was before the split: traces and debug logs say upload_complete.
+    #[tracing::instrument(name = "upload_complete", skip_all, fields(repo = %repo, upload = id, digest = %digest, bytes = tracing::field::Empty))]
     pub(super) async fn commit_upload(
         &self,
         repo: &RepoName,
