@@ -44,6 +44,16 @@ struct NotificationMetrics {
 static NOTIFICATIONS: LazyLock<NotificationMetrics> = LazyLock::new(NotificationMetrics::default);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MirrorLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+/// The pull-through cache's answers (mirror/): served from storage (hit)
+/// or fetched from the upstream (miss), by manifest or blob.
+static MIRROR: LazyLock<Family<MirrorLabels, Counter>> = LazyLock::new(Family::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
 }
@@ -96,6 +106,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "notifications_dropped",
         "Events dropped unsent because the endpoint's queue passed maxpending",
         n.dropped.clone(),
+    );
+    registry.register(
+        "mirror_requests",
+        "Pull-through cache answers by kind (manifest, blob) and result (hit: from storage, miss: fetched upstream)",
+        MIRROR.clone(),
     );
     let requests = Family::<RequestLabels, Counter>::default();
     let duration =
@@ -174,6 +189,40 @@ fn clamp(bytes: u64) -> i64 {
 
 fn endpoint(name: &str) -> EndpointLabel {
     EndpointLabel { endpoint: name.to_string() }
+}
+
+/// What a mirror request was served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorKind {
+    Manifest,
+    Blob,
+}
+
+pub fn mirror_served(kind: MirrorKind, hit: bool) {
+    let kind = match kind {
+        MirrorKind::Manifest => "manifest",
+        MirrorKind::Blob => "blob",
+    };
+    MIRROR.get_or_create(&MirrorLabels { kind, result: if hit { "hit" } else { "miss" } }).inc();
+}
+
+/// This replica's mirror hits and misses so far, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorCounts {
+    pub manifest_hits: u64,
+    pub manifest_misses: u64,
+    pub blob_hits: u64,
+    pub blob_misses: u64,
+}
+
+pub fn mirror_counts() -> MirrorCounts {
+    let get = |kind, result| MIRROR.get_or_create(&MirrorLabels { kind, result }).get();
+    MirrorCounts {
+        manifest_hits: get("manifest", "hit"),
+        manifest_misses: get("manifest", "miss"),
+        blob_hits: get("blob", "hit"),
+        blob_misses: get("blob", "miss"),
+    }
 }
 
 /// Events written to an endpoint's queue by this replica.

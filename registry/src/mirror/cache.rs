@@ -10,7 +10,7 @@
 //! tag freshness (tags are revalidated once) and exact use times (file
 //! times stand in).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,6 +43,23 @@ struct State {
     /// By (mirrored repository, digest).
     manifests: HashMap<(String, Digest), ManifestEntry>,
     total: u64,
+}
+
+/// One mirrored repository's share of the cache (`Cache::cached_repositories`).
+#[derive(Debug, Clone)]
+pub struct CachedRepo {
+    pub name: String,
+    pub manifests: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    /// When a client last used any of it.
+    pub used: Option<Instant>,
+}
+
+impl CachedRepo {
+    fn new(name: &str) -> CachedRepo {
+        CachedRepo { name: name.to_string(), manifests: 0, blobs: 0, bytes: 0, used: None }
+    }
 }
 
 pub struct Cache {
@@ -149,6 +166,32 @@ impl Cache {
     /// Bytes of blobs the cache knows about.
     pub fn total(&self) -> u64 {
         self.state().total
+    }
+
+    /// `maxsize`, when set.
+    pub fn max_size(&self) -> Option<u64> {
+        self.max_size
+    }
+
+    /// What each mirrored repository holds in the cache, by name. A blob
+    /// linked by several repositories counts in each.
+    pub fn cached_repositories(&self) -> Vec<CachedRepo> {
+        let s = self.state();
+        let mut by: BTreeMap<String, CachedRepo> = BTreeMap::new();
+        for b in s.blobs.values() {
+            for r in &b.repos {
+                let e = by.entry(r.clone()).or_insert_with(|| CachedRepo::new(r));
+                e.blobs += 1;
+                e.bytes += b.size;
+                e.used = e.used.max(Some(b.used));
+            }
+        }
+        for ((r, _), m) in &s.manifests {
+            let e = by.entry(r.clone()).or_insert_with(|| CachedRepo::new(r));
+            e.manifests += 1;
+            e.used = e.used.max(Some(m.used));
+        }
+        by.into_values().collect()
     }
 
     pub fn needs_eviction(&self) -> bool {

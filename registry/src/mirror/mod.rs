@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::metrics::{self, MirrorKind};
 use crate::registry::Registry;
 use crate::registry::digest::{Digest, Hasher};
 use crate::registry::reference::{Reference, RepoName};
@@ -115,7 +116,10 @@ pub enum Selection {
 /// How a tag was served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
+    /// From the cache, current enough (within `tagttl`, or revalidated).
     Fresh,
+    /// Fetched from the upstream just now.
+    Fetched,
     /// The upstream could not be asked; the value is a `Warning` header.
     Stale(String),
 }
@@ -194,6 +198,11 @@ impl Mirror {
             blobs: Mutex::new(HashMap::new()),
             confirmed: Confirmations::default(),
         })
+    }
+
+    /// The upstreams, `remoteurl`'s (unnamed) first.
+    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.default.iter().chain(self.named.iter()).map(|u| &**u)
     }
 
     /// Loads the cache's view of storage, then sweeps and evicts periodically.
@@ -286,6 +295,7 @@ impl Mirror {
             if fresh {
                 self.confirm(t, creds, Probe::Manifest(reference)).await?;
                 self.touch_manifest(local, d).await;
+                metrics::mirror_served(MirrorKind::Manifest, true);
                 return Ok(Freshness::Fresh);
             }
         }
@@ -293,9 +303,15 @@ impl Mirror {
         let (me, t2, r, c) = (self.clone(), t.clone(), reference.clone(), creds.clone());
         // The flight is traced under the request that started it.
         let refresh = tracing::Instrument::in_current_span(async move { me.refresh(&t2, &r, cached, &c).await });
-        self.manifests
+        let result = self
+            .manifests
             .run(key, refresh, || Err(Arc::new(Error::Store("the manifest fetch task panicked".into()))))
-            .await
+            .await;
+        // Counted per request, so clients that joined one fetch each count.
+        if let Ok(f) = &result {
+            metrics::mirror_served(MirrorKind::Manifest, *f != Freshness::Fetched);
+        }
+        result
     }
 
     async fn touch_manifest(&self, local: &str, d: &Digest) {
@@ -334,7 +350,7 @@ impl Mirror {
             }
         }
         match self.fetch_manifest(t, reference, creds).await {
-            Ok(()) => Ok(Freshness::Fresh),
+            Ok(()) => Ok(Freshness::Fetched),
             Err(e) if cached.is_some() && e.is_transient() => self.stale_access(t, creds, &e).map(|()| stale(&e)),
             Err(e) => Err(Arc::new(e)),
         }
@@ -399,8 +415,10 @@ impl Mirror {
         if self.registry.blob_size(&t.local, digest).await.is_ok() {
             self.confirm(t, creds, Probe::Blob(digest)).await?;
             self.cache.blob_used(digest);
+            metrics::mirror_served(MirrorKind::Blob, true);
             return Ok(BlobSource::Stored);
         }
+        metrics::mirror_served(MirrorKind::Blob, false);
         let key = (creds.key(), t.local.as_str().to_string(), digest.clone());
         let mut map = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = map.get(&key) {

@@ -77,6 +77,8 @@ impl Registry {
         if let Some(tag) = tag {
             self.write_link(&Path::TagIndexEntryLink(repo.as_str(), tag.as_str(), digest).key(), digest).await?;
             self.write_link(&Path::TagCurrentLink(repo.as_str(), tag.as_str()).key(), digest).await?;
+            // A mirror's cached tags are searchable at once, like pushed ones.
+            self.search.tagged(repo, tag);
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ pub fn short_digest(d: &str) -> String {
 /// What the shell shows about who is looking.
 pub struct Who<'a> {
     pub base: &'a str,
+    /// Whether this registry is a mirror (the nav links its page).
+    pub mirror: bool,
     pub user: Option<&'a str>,
     /// Whether a login form exists (auth is set and the registry checks passwords).
     pub logins: bool,
@@ -84,6 +86,8 @@ pub fn page(title: &str, who: &Who<'_>, body: &str) -> String {
         }
         (None, false) => {}
     }
+    let mirror =
+        if who.mirror { format!("<a href=\"{base}mirror\" id=\"mirror-link\">Mirror</a>") } else { String::new() };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -92,7 +96,7 @@ pub fn page(title: &str, who: &Who<'_>, body: &str) -> String {
          <link rel=\"stylesheet\" href=\"{base}assets/ui.css\">\
          <script src=\"{base}assets/ui.js\" defer></script></head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
-         <header><nav aria-label=\"Site\"><a class=\"brand\" href=\"{base}\">Wharf</a>\
+         <header><nav aria-label=\"Site\"><a class=\"brand\" href=\"{base}\">Wharf</a>{mirror}\
          <div class=\"account\">{account}</div></nav></header>\
          <main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n",
         esc(title)

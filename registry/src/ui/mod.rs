@@ -6,6 +6,7 @@
 //! user may delete, with a confirmation and a CSRF token (docs/ui.md).
 
 mod html;
+mod mirror;
 mod pages;
 mod session;
 mod summary;
@@ -54,6 +55,7 @@ pub fn router(app: Arc<AppState>, path: &str) -> Router {
         .route(&base, get(pages::repositories))
         .route(&format!("{base}tags"), get(pages::tags))
         .route(&format!("{base}manifest"), get(pages::manifest))
+        .route(&format!("{base}mirror"), get(mirror::page))
         .route(&format!("{base}delete"), post(delete))
         .route(&format!("{base}login"), get(login_form).post(login))
         .route(&format!("{base}logout"), post(logout))
@@ -97,6 +99,7 @@ impl Ui {
     fn who<'a>(&'a self, v: &'a Visit, csrf: &'a str) -> Who<'a> {
         Who {
             base: &self.base,
+            mirror: self.app.mirror.is_some(),
             user: v.session.user.as_deref(),
             logins: matches!(v.logins, UiLogins::Required | UiLogins::Optional),
             csrf,
@@ -140,6 +143,13 @@ impl Ui {
             ))),
             (None, _) => Err(Box::new(redirect(&format!("{}login", self.base), v.set_cookie.as_deref()))),
         }
+    }
+
+    /// Whether the viewer may see `repo`: pull access, and on a pass-through
+    /// mirror not a mirrored repository (whose readers the upstream decides,
+    /// client by client: the API's catalog hides them too).
+    fn may_see(&self, viewer: &Viewer, repo: &crate::registry::reference::RepoName) -> bool {
+        viewer.may_pull(repo.as_str()) && crate::api::mirror::listed(&self.app, repo)
     }
 
     /// The host in pull commands: `http.host` when set, else the host the browser reached.
@@ -292,8 +302,7 @@ async fn delete(State(ui): State<Arc<Ui>>, req: Request) -> Response {
         Ok(viewer) => viewer,
         Err(r) => return *r,
     };
-    let Some(repo) =
-        param(&params, "repo").and_then(|r| RepoName::parse(r).ok()).filter(|r| viewer.may_pull(r.as_str()))
+    let Some(repo) = param(&params, "repo").and_then(|r| RepoName::parse(r).ok()).filter(|r| ui.may_see(viewer, r))
     else {
         return ui.problem(&v, StatusCode::NOT_FOUND, "No such repository.");
     };

@@ -69,7 +69,7 @@ pub async fn repositories(State(ui): State<Arc<Ui>>, req: Request) -> Response {
         None => None,
     };
     let text = q.to_ascii_lowercase();
-    let visible = |name: &str| viewer.may_pull(name);
+    let visible = |name: &str| RepoName::parse(name).is_ok_and(|r| ui.may_see(viewer, &r));
     let page = match ui.app.registry.search(&Query { text, n: PAGE, last }, &visible).await {
         Ok(p) => p,
         Err(e) => {
@@ -146,7 +146,7 @@ fn visible_repo(ui: &Ui, v: &Visit, params: &[(String, String)]) -> Result<RepoN
     let viewer = ui.require_viewer(v)?;
     param(params, "repo")
         .and_then(|r| RepoName::parse(r).ok())
-        .filter(|r| viewer.may_pull(r.as_str()))
+        .filter(|r| ui.may_see(viewer, r))
         .ok_or_else(|| Box::new(ui.problem(v, StatusCode::NOT_FOUND, "No such repository, or you may not pull it.")))
 }
 
