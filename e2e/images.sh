@@ -11,6 +11,8 @@
 #   wharf.local/versitygw:<pin>  the S3 server of scenario 11: the static
 #                          versitygw scripts/tools.sh builds, in an image made by
 #                          image-builder (as the wharf images are)
+#   wharf.local/traefik:<pin>  the ingress controller of scenario 14, the same way
+#                          (the static traefik e2e/cluster/build.sh builds)
 #
 #   e2e/images.sh          (the cluster must be up: e2e/cluster/up.sh)
 set -Eeuo pipefail
@@ -57,6 +59,22 @@ rm -f "$OUT/versitygw.tar"
 skopeo copy -q "oci:$OUT/versitygw" "docker-archive:$OUT/versitygw.tar:wharf.local/versitygw:$VERSITYGW_VERSION"
 ctr_ images import --platform linux/amd64 "$OUT/versitygw.tar" >/dev/null
 log "imported wharf.local/versitygw:$VERSITYGW_VERSION"
+
+phase "traefik image"
+# Scenario 14's ingress controller: the static build e2e/cluster/build.sh makes.
+traefik=$WHARF_CACHE/tools/traefik-$TRAEFIK_VERSION/traefik
+[ -x "$traefik" ] || die "no $traefik: run e2e/cluster/build.sh all"
+rm -f "$OUT/traefik.tar"
+"$ROOT/target/release/wharf-image-builder" --binary "$traefik" --name traefik \
+  --tag "$TRAEFIK_VERSION" --expose 8443/tcp \
+  --label org.opencontainers.image.title=traefik \
+  --label "org.opencontainers.image.version=$TRAEFIK_VERSION" \
+  --label org.opencontainers.image.licenses=MIT \
+  --label org.opencontainers.image.source=https://github.com/traefik/traefik \
+  --out "$OUT/traefik" >/dev/null
+skopeo copy -q "oci:$OUT/traefik" "docker-archive:$OUT/traefik.tar:wharf.local/traefik:$TRAEFIK_VERSION"
+ctr_ images import --platform linux/amd64 "$OUT/traefik.tar" >/dev/null
+log "imported wharf.local/traefik:$TRAEFIK_VERSION"
 
 phase "client image"
 # The crane in $WHARF_CACHE/bin uses cgo; the client image has no libc.

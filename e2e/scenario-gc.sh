@@ -95,7 +95,10 @@ log "retention left $(gc_tags); the status shows a collection at $(k -n "$GC_TEA
 # The three deleted builds' own layers, configs and manifests go once
 # their reference markers are older than minAge.
 until_true "the collector reclaimed the deleted builds' blobs" reclaimed_at_least 9
-ctr_ images rm "$GC_IMAGE" >/dev/null 2>&1 || true
+# Removed through the CRI, not ctr: the CRI keeps its own view of images,
+# updated from containerd's events, and a pull it served before it saw a
+# removal made behind its back found the image "present" and wrote no tag.
+"$CRICTL_BIN" --runtime-endpoint "unix://$CTRD_SOCK" rmi "$GC_IMAGE" >/dev/null 2>&1 || true
 k -n "$GC_TEAM" rollout restart deployment/ci-app >/dev/null
 k -n "$GC_TEAM" rollout status deployment/ci-app --timeout="${T}s" >/dev/null
 ctr_ images ls -q | grep -qx "$GC_IMAGE" || die "the node's containerd has no $GC_IMAGE after the collections"

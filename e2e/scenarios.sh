@@ -7,6 +7,9 @@
 #   3. a Job in another namespace (labelled for the CA bundle) pushes with
 #      crane over verified TLS: realm in-cluster, token flow, no --insecure,
 #      no localhost anywhere
+#  3b. the UI answers through the operator-made Service: headless chromium,
+#      trusting only the operator's CA, renders its page; alice logs in and
+#      sees her repository with the in-cluster pull command
 #   4. a Deployment pulls that image through the node's containerd (nodeAccess,
 #      the CA in hosts.toml, no skip_verify); then the serving certificate's
 #      Secret is deleted while the Deployment scales up: the operator issues
@@ -34,6 +37,10 @@
 #  13. notifications (e2e/scenario-notify.sh): a receiver Deployment in the
 #      cluster gets registry:2's push event of a Job's push, with an
 #      Authorization header from a Secret that never reaches the ConfigMap
+#  14. the UI through an Ingress (e2e/scenario-ingress.sh): traefik, a real
+#      ingress controller, terminates TLS with the operator's certificate for
+#      the Ingress host and verifies the registry's; crane pushes through it
+#      and headless chromium renders the UI and the pull command it names
 # and the operator, under the chart's RBAC, logged no forbidden error; and
 # helm uninstall leaves the node's files as they were before.
 # Each step has a deadline; on failure it prints describe, events and logs.
@@ -65,7 +72,7 @@ ctr_() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
 
 dump() {
   local ns p
-  for ns in $SYS $TEAM $APPS $MIRROR_NS ${S3_NS:-} ${S3_TEAM:-} ${GC_TEAM:-} ${NOTIFY_NS:-}; do
+  for ns in $SYS $TEAM $APPS $MIRROR_NS ${S3_NS:-} ${S3_TEAM:-} ${GC_TEAM:-} ${NOTIFY_NS:-} ${ING_NS:-}; do
     k get namespace "$ns" >/dev/null 2>&1 || continue
     log "---- diagnostics for namespace $ns"
     k -n "$ns" get registries,registrymirrors,all,pvc,secrets,configmaps -o wide >&2 || true
@@ -122,6 +129,9 @@ job_start() {
     volumes+=", {name: auth, secret: {secretName: $secret, items: [{key: .dockerconfigjson, path: config.json}]}}"
   fi
   mounts+="]" volumes+="]"
+  # JOB_HOST_ALIASES (IP=NAME): a name the Job's pod resolves through /etc/hosts.
+  local aliases="hostAliases: []"
+  [ -z "${JOB_HOST_ALIASES:-}" ] || aliases="hostAliases: [{ip: \"${JOB_HOST_ALIASES%%=*}\", hostnames: [\"${JOB_HOST_ALIASES#*=}\"]}]"
   k -n "$ns" delete job "$name" --ignore-not-found --wait=true >/dev/null
   k -n "$ns" apply -f - >/dev/null <<EOF
 apiVersion: batch/v1
@@ -133,6 +143,7 @@ spec:
     spec:
       restartPolicy: Never
       terminationGracePeriodSeconds: 1
+      $aliases
       containers:
       - name: main
         image: $CLIENT
@@ -202,6 +213,24 @@ served_serial() { # NS SERVICE
     </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null
 }
 
+# browse URL IP: the DOM headless chromium renders for URL, over TLS
+# verified against the operator's CA only (an NSS database of its own),
+# resolving only URL's host, to IP (a ClusterIP).
+browse() {
+  local url=$1 ip=$2 home=$WHARF_E2E_DIR/browser host
+  host=${url#https://}
+  host=${host%%[:/]*}
+  rm -rf "$home"
+  mkdir -p "$home/.pki/nssdb"
+  certutil -d "sql:$home/.pki/nssdb" -N --empty-password
+  certutil -d "sql:$home/.pki/nssdb" -A -t C,, -n wharf-ca -i "$CA_PEM"
+  HOME=$home timeout 60 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+    --user-data-dir="$home/profile" --no-first-run --no-default-browser-check --disable-background-networking \
+    --disable-component-update --disable-sync --disable-default-apps --no-pings --no-proxy-server \
+    --host-resolver-rules="MAP $host $ip, MAP * ~NOTFOUND" --dump-dom "$url" 2>"$home/stderr"
+  rm -rf "$home"
+}
+
 namespace() {
   k create namespace "$1" --dry-run=client -o yaml | k apply -f - >/dev/null
   k -n "$1" wait --for=create serviceaccount/default --timeout="${T}s" >/dev/null
@@ -232,7 +261,7 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 phase "1. helm install charts/wharf"
 helm_ upgrade --install wharf "$ROOT/charts/wharf" --namespace "$SYS" --create-namespace \
   --set image.pullPolicy=Never --set nodeAccess.containerdCertsDir="$CERTS_DIR" \
-  --set nodeAccess.hostsFile="$HOSTS_FILE" --set clusterDomain="$DOMAIN" \
+  --set nodeAccess.hostsFile="$HOSTS_FILE" --set clusterDomain="$DOMAIN" --set 'tls.ingressDomains={wharf.test}' \
   --wait --timeout "${T}s" >/dev/null
 k -n "$SYS" rollout status deployment/wharf-operator --timeout="${T}s" >/dev/null
 OPERATOR_POD=$(k -n "$SYS" get pods -l app.kubernetes.io/name=wharf-operator \
@@ -267,6 +296,7 @@ spec:
         - {repository: "team-a/**", groups: [team-a], actions: [pull, push]}
   deleteEnabled: true
   nodeAccess: {enabled: true}
+  ui: {enabled: true}
 EOF
 ready registry team-registry "$TEAM"
 HOST=team-registry.$TEAM.svc.$DOMAIN:5000
@@ -305,6 +335,30 @@ if grep -qi localhost <<<"$logs$(k -n "$TEAM" get configmaps,registry -o yaml)";
   die "localhost appears in the push logs or the registry's config"
 fi
 log "pushed $HOST/team-a/app:1 from $APPS ($(grep '^digest=' <<<"$logs"))"
+
+# ------------------------------------------------------------------ 3b
+phase "3b. the UI answers through the operator-made Service, in a browser"
+# Anonymous, in headless chromium: its own NSS database trusts only the
+# operator's CA, and it resolves only the registry's name, to the ClusterIP.
+dom=$(browse "https://$HOST/ui/" "$(k -n "$TEAM" get service team-registry -o jsonpath='{.spec.clusterIP}')")
+grep -q '<h1>Repositories</h1>' <<<"$dom" || die "the browser got no UI page from https://$HOST/ui/: $dom"
+grep -q 'id="login-link"' <<<"$dom" || die "the anonymous UI page has no login link: $dom"
+! grep -q 'team-a/app' <<<"$dom" || die "an anonymous visitor sees team-a/app: $dom"
+# alice logs in (the form's CSRF token, then the session cookie) and sees her
+# repository, with the pull command under the advertised in-cluster host.
+jar=$WHARF_E2E_DIR/ui-cookies
+rm -f "$jar"
+csrf=$(https_ "$TEAM" team-registry /ui/login -c "$jar" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p')
+[ -n "$csrf" ] || die "the login form carries no CSRF token"
+https_ "$TEAM" team-registry /ui/login -b "$jar" -c "$jar" -o /dev/null \
+  --data-urlencode "csrf=$csrf" --data-urlencode username=alice --data-urlencode password=alice-e2e-pw
+page=$(https_ "$TEAM" team-registry /ui/ -b "$jar")
+grep -q 'Signed in as <strong>alice</strong>' <<<"$page" || die "alice is not signed in: $page"
+grep -q '>team-a/app</a>' <<<"$page" || die "alice's UI does not list team-a/app: $page"
+tags=$(https_ "$TEAM" team-registry '/ui/tags?repo=team-a/app' -b "$jar")
+grep -q "docker pull $HOST/team-a/app:1" <<<"$tags" || die "the tags page has no pull command for $HOST: $tags"
+rm -f "$jar"
+log "the UI answers at https://$HOST/ui/ (chromium, verified TLS); alice sees team-a/app"
 
 # ------------------------------------------------------------------ 4
 phase "4. a Deployment pulls the image through the node's containerd"
@@ -579,6 +633,10 @@ log "one node agent ($agents); no hostPath pod outside $SYS; docker.io released 
 # ------------------------------------------------------------------ 13
 # shellcheck source=scenario-notify.sh
 . "$HERE/scenario-notify.sh"
+
+# ------------------------------------------------------------------ 14
+# shellcheck source=scenario-ingress.sh
+. "$HERE/scenario-ingress.sh"
 
 # ------------------------------------------------------------------ RBAC
 phase "the operator logged no forbidden error"

@@ -7,7 +7,8 @@
 #                                    (what apiserver.sh and the operator's integration tests need)
 #   e2e/cluster/build.sh all         (default) the above, then kube-scheduler, kubelet,
 #                                    kube-proxy, CoreDNS, crictl, helm, crane, the pause
-#                                    binary, and the Debian packages the node needs
+#                                    binary, traefik (scenario 14's ingress controller),
+#                                    and the Debian packages the node needs
 #   e2e/cluster/build.sh --print-bin prints the directory of the kube binaries
 #
 # k8s.io/kubernetes cannot be built with `go install pkg@version` (its go.mod
@@ -174,7 +175,8 @@ k8s_build() {
 # that `go install` reads for deprecations, and the checksum database does
 # not know v1.34.0, so its sum is pinned by the wrapper's go.sum only.
 wrapper_build() {
-  local name=$1 module=$2 version=$3 pkg=$4 out=$5
+  local name=$1 module=$2 version=$3 pkg=$4 out=$5 r
+  shift 5
   local src=$WHARF_CACHE/src/$name-$version
   log "building $name $version"
   mkdir -p "$src" "$(dirname "$out")"
@@ -182,6 +184,9 @@ wrapper_build() {
     cd "$src"
     [ -f go.mod ] || go mod init "wharf.dev/e2e/$name-build" >/dev/null 2>&1
     go mod edit -require="$module@$version"
+    # The module's own replace directives (OLD=NEW@VERSION), which a
+    # dependency's go.mod cannot carry to the main module.
+    for r in "$@"; do go mod edit -replace="$r"; done
     go_retry go mod download "$module@$version"
     timed "$name" "$version" go_retry nice -n 10 go build -p 1 -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg"
   ) || die "building $name failed"
@@ -198,6 +203,18 @@ crictl_build() {
   local out=$WHARF_CACHE/tools/crictl-$CRICTL_VERSION/crictl
   [ -x "$out" ] || wrapper_build crictl sigs.k8s.io/cri-tools "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl "$out"
   ln -sfn "$out" "$BIN/crictl"
+}
+
+# The ingress controller of scenario 14: its go.mod replaces three modules
+# with forks (the same three lines as v3.6.12's own go.mod).
+traefik_build() {
+  local out=$WHARF_CACHE/tools/traefik-$TRAEFIK_VERSION/traefik
+  [ -x "$out" ] || wrapper_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
+    github.com/traefik/traefik/v3/cmd/traefik "$out" \
+    github.com/abbot/go-http-auth=github.com/containous/go-http-auth@v0.4.1-0.20200324110947-a37a7636d23e \
+    github.com/gorilla/mux=github.com/containous/mux@v0.0.0-20250523120546-41b6ec3aed59 \
+    github.com/mailgun/minheap=github.com/containous/minheap@v0.0.0-20190809180810-6e71eb837595
+  ln -sfn "$out" "$BIN/traefik"
 }
 
 # ---------------------------------------------------------------- plain go install
@@ -235,7 +252,7 @@ k8s_build kubectl
 k8s_build kube-controller-manager
 if [ "$what" = all ]; then
   apt_install containerd runc containernetworking-plugins iptables iproute2 conntrack tcpdump \
-    socat ethtool busybox-static python3 util-linux
+    socat ethtool busybox-static python3 util-linux chromium libnss3-tools
   k8s_build kube-scheduler
   k8s_build kubelet
   k8s_build kube-proxy
@@ -245,6 +262,7 @@ if [ "$what" = all ]; then
   go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
   go_install crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
   pause_build
+  traefik_build
 fi
 log "$what: done in $((SECONDS - start))s; binaries in $K8S_DIR/bin and $BIN"
 "$K8S_DIR/bin/kube-apiserver" --version >&2

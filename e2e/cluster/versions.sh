@@ -8,3 +8,4 @@ COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4} # github.com/coredns/coredns
 HELM_VERSION=${HELM_VERSION:-v3.19.0}      # helm.sh/helm/v3/cmd/helm
 CRANE_VERSION=${CRANE_VERSION:-v0.20.8}    # github.com/google/go-containerregistry/cmd/crane (same pin as scripts/tools.sh)
 CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}  # sigs.k8s.io/cri-tools/cmd/crictl
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}  # github.com/traefik/traefik/v3/cmd/traefik (the e2e ingress controller)
