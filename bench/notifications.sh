@@ -2,7 +2,7 @@
 # bench/notifications.sh: push throughput of small images (1 layer of 1 KiB,
 # a config, a manifest) with notifications on and a slow receiver, against
 # notifications off. Target: on ÷ off ≥ 0.9 (the request path waits only for
-# the event's durable write, group-committed, never for delivery).
+# its event's queued write, never for delivery).
 #
 # Each run starts wharf-registry on a fresh directory twice, off and on (the
 # order alternates between runs); bench/push_small.py pushes IMAGES images
