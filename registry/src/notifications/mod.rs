@@ -1,9 +1,11 @@
 //! Delivery of queued notification events (`notifications.endpoints`).
 //!
 //! One task per enabled endpoint. The replica holding the endpoint's lease
-//! (best effort, as the collector's) sends the queued batches oldest first,
-//! one at a time, and removes each once the endpoint accepted it: at least
-//! once, in queue order (so in order per repository). A failure retries the
+//! (best effort, as the collector's) lists the queue once per round and
+//! sends the batches oldest first, consecutive ones together (up to 100
+//! events an envelope), removing a request's batches in one bulk delete
+//! once the endpoint accepted it: at least once, in queue order (so in
+//! order per repository). A failure retries the
 //! same batch after `backoff`; past `threshold` failures in a row the wait
 //! doubles each time, up to 32 × `backoff` (at most 5 minutes, or `backoff`
 //! if that is longer). Past `maxpending` events the oldest batches are
@@ -181,10 +183,7 @@ async fn send_batches(
         sender.send(&events).await?;
         metrics::notifications_delivered(&ep.name, events.len());
     }
-    for b in batches {
-        registry.notification_done(&ep.name, b).await.map_err(|e| format!("removing a delivered batch: {e}"))?;
-    }
-    Ok(())
+    registry.notifications_done(&ep.name, batches).await.map_err(|e| format!("removing delivered batches: {e}"))
 }
 
 /// Drops the oldest batches while the queue holds more than `maxpending`
@@ -195,21 +194,18 @@ async fn enforce_bound(registry: &Registry, ep: &Endpoint, batches: Vec<QueuedBa
     if total <= max {
         return batches;
     }
-    let mut dropped = 0usize;
-    let mut left = Vec::new();
-    for b in batches {
-        if total > max {
-            if let Err(e) = registry.notification_done(&ep.name, &b).await {
-                tracing::warn!(endpoint = %ep.name, error = %e, "dropping an old notification batch");
-                left.push(b);
-                continue;
-            }
-            total -= b.count as u64;
-            dropped += b.count;
-        } else {
-            left.push(b);
-        }
+    // The oldest batches that bring the queue down to the bound.
+    let mut cut = 0;
+    while total > max && cut < batches.len() {
+        total -= batches[cut].count as u64;
+        cut += 1;
     }
+    if let Err(e) = registry.notifications_done(&ep.name, &batches[..cut]).await {
+        tracing::warn!(endpoint = %ep.name, error = %e, "dropping old notification batches");
+        return batches;
+    }
+    let dropped: usize = batches[..cut].iter().map(|b| b.count).sum();
+    let left = batches[cut..].to_vec();
     if dropped > 0 {
         metrics::notifications_dropped(&ep.name, dropped);
         tracing::warn!(

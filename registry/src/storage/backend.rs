@@ -109,6 +109,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes an object, or every object under a prefix.
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Deletes these objects (exact keys, never prefixes); those already
+    /// gone count as deleted. Backends do it in fewer calls than one per
+    /// key where they can (a drained notification queue is many objects).
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            match self.delete(key).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Moves a finished object (a verified upload) to `to`, replacing it.
     /// Durable when it returns; `from` is gone afterwards.
     async fn commit(&self, from: &str, to: &str) -> Result<()>;

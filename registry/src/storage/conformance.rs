@@ -101,6 +101,23 @@ pub async fn run(b: &dyn Backend) {
     b.delete("suite/a").await.unwrap();
     assert!(b.get("suite/a/sub/three").await.unwrap_err().is_not_found());
 
+    // delete_objects removes exactly those keys, in one go; keys already
+    // gone are no error, and neighbours (and prefixes) are left alone
+    let keys: Vec<String> = (0..150).map(|i| format!("suite/q/{i:03}")).collect();
+    for k in &keys {
+        b.put_scratch(k, Bytes::from_static(b"{}")).await.unwrap();
+    }
+    b.put("suite/q/sub/kept", Bytes::from_static(b"k")).await.unwrap();
+    let mut doomed: Vec<String> = keys[..120].to_vec();
+    doomed.push("suite/q/never-written".into());
+    b.delete_objects(&doomed).await.unwrap();
+    b.delete_objects(&doomed[..10]).await.unwrap();
+    b.delete_objects(&[]).await.unwrap();
+    let mut left: Vec<String> = keys[120..].iter().map(|k| k["suite/q/".len()..].to_string()).collect();
+    left.push("sub".into());
+    assert_eq!(b.list("suite/q").await.unwrap(), left, "delete_objects removes exactly its keys");
+    assert!(matches!(b.delete_objects(&["../x".to_string()]).await, Err(StorageError::InvalidKey { .. })));
+
     // keys that would escape the root are refused
     for bad in ["../x", "suite/../../x", "/etc/passwd"] {
         assert!(matches!(b.get(bad).await, Err(StorageError::InvalidKey { .. })), "{bad}");

@@ -23,6 +23,8 @@ use super::sync::{Fsync, NoSync, Syncer, create_dirs};
 /// How much one read pulls from disk. Large enough to amortise the thread
 /// hop, small enough that many concurrent pulls stay cheap in memory.
 const READ_CHUNK: usize = 128 * 1024;
+/// Scratch writes up to this size skip the blocking thread (`put_scratch`).
+const INLINE_SCRATCH: usize = 16 * 1024;
 
 #[derive(Clone)]
 pub struct Filesystem {
@@ -124,8 +126,15 @@ impl Backend for Filesystem {
         blocking("put", key, move || write_atomic(&*sync, &root, &path, &data)).await
     }
 
+    // Small scratch objects (upload state, queued notification events) are
+    // written inline, as small objects are read: unflushed, that is a few
+    // syscalls, less than the two context switches of a trip to a blocking
+    // thread, and a registry with notifications makes one per request.
     async fn put_scratch(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
+        if data.len() <= INLINE_SCRATCH {
+            return write_atomic(&NoSync, &self.root, &path, &data).map_err(|e| StorageError::io("put", key, e));
+        }
         let root = self.root.clone();
         blocking("put", key, move || write_atomic(&NoSync, &root, &path, &data)).await
     }
@@ -182,6 +191,23 @@ impl Backend for Filesystem {
         blocking("delete", key, move || {
             let m = fs::symlink_metadata(&path)?;
             if m.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) }
+        })
+        .await
+    }
+
+    /// One trip to a blocking thread for all of them: a delivered
+    /// notification chunk is up to 100 small files.
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        let paths = keys.iter().map(|k| self.path(k)).collect::<Result<Vec<_>>>()?;
+        let first = keys.first().cloned().unwrap_or_default();
+        blocking("delete", &first, move || {
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            Ok(())
         })
         .await
     }

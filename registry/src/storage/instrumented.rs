@@ -59,6 +59,11 @@ impl<B: Backend + ?Sized> Backend for Instrumented<B> {
         self.0.delete(key).await
     }
 
+    #[instrument(level = "debug", name = "storage.delete_objects", skip_all, fields(keys = keys.len()))]
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        self.0.delete_objects(keys).await
+    }
+
     #[instrument(level = "debug", name = "storage.commit", skip_all, fields(from = from, to = to))]
     async fn commit(&self, from: &str, to: &str) -> Result<()> {
         self.0.commit(from, to).await

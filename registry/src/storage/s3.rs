@@ -337,6 +337,21 @@ impl Backend for S3 {
         self.store.delete_stream(doomed).try_collect::<Vec<_>>().await.map(drop).map_err(|e| err("delete", key, e))
     }
 
+    /// S3's bulk delete (up to 1,000 keys a request), without `delete`'s
+    /// listing and HEAD: these are exact keys.
+    async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        let paths = keys.iter().map(|k| self.path(k)).collect::<Result<Vec<_>>>()?;
+        let first = keys.first().map(String::as_str).unwrap_or_default();
+        let mut done = self.store.delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(r) = done.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err("delete", first, e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn commit(&self, from: &str, to: &str) -> Result<()> {
         let size = self.stat(from).await?.size;
         if size <= self.copy_threshold {

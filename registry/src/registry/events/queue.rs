@@ -130,10 +130,17 @@ impl Registry {
 
     /// Removes a delivered (or dropped) batch.
     pub async fn notification_done(&self, endpoint: &str, batch: &QueuedBatch) -> Result<()> {
-        match self.backend.delete(&Path::NotificationBatch(endpoint, &batch.name).key()).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(Error::Storage(e)),
+        self.notifications_done(endpoint, std::slice::from_ref(batch)).await
+    }
+
+    /// Removes delivered (or dropped) batches, in as few storage calls as
+    /// the backend can (one blocking call on the filesystem, bulk deletes
+    /// on S3); those already gone count as removed.
+    pub async fn notifications_done(&self, endpoint: &str, batches: &[QueuedBatch]) -> Result<()> {
+        if batches.is_empty() {
+            return Ok(());
         }
+        let keys: Vec<String> = batches.iter().map(|b| Path::NotificationBatch(endpoint, &b.name).key()).collect();
+        self.backend.delete_objects(&keys).await.map_err(Error::Storage)
     }
 }
