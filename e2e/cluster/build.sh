@@ -188,7 +188,7 @@ wrapper_build() {
     # dependency's go.mod cannot carry to the main module.
     for r in "$@"; do go mod edit -replace="$r"; done
     go_retry go mod download "$module@$version"
-    timed "$name" "$version" go_retry nice -n 10 go build -p 1 -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg"
+    timed "$name" "$version" go_retry nice -n 10 go build -p "${GO_BUILD_P:-1}" -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg"
   ) || die "building $name failed"
   mv "$out.tmp" "$out"
 }
@@ -209,7 +209,9 @@ crictl_build() {
 # with forks (the same three lines as v3.6.12's own go.mod).
 traefik_build() {
   local out=$WHARF_CACHE/tools/traefik-$TRAEFIK_VERSION/traefik
-  [ -x "$out" ] || wrapper_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
+  # Built last, when nothing else of the e2e's builds runs: both cores (it is
+  # the largest of them, ~10 min on one).
+  [ -x "$out" ] || GO_BUILD_P=2 wrapper_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
     github.com/traefik/traefik/v3/cmd/traefik "$out" \
     github.com/abbot/go-http-auth=github.com/containous/go-http-auth@v0.4.1-0.20200324110947-a37a7636d23e \
     github.com/gorilla/mux=github.com/containous/mux@v0.0.0-20250523120546-41b6ec3aed59 \
