@@ -153,7 +153,7 @@ fn a_team_a_user_browses_copies_deletes_and_logs_out_and_never_sees_team_b() {
         json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
     );
     b.click("#tags tr[data-tag=v1] button[data-copy]");
-    assert_eq!(b.text("#tags tr[data-tag=v1] button[data-copy]"), "Copied");
+    b.expect_text("#tags tr[data-tag=v1] button[data-copy]", "Copied");
     let copied = b.script_async(
         "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('error: ' + e));",
         json!([]),

@@ -147,6 +147,20 @@ impl Browser {
         self.call(reqwest::Method::GET, &self.s(&format!("/element/{e}/text")), None).as_str().unwrap_or("").to_string()
     }
 
+    /// Waits (10 s at most) until `css`'s text is `want`: scripts change
+    /// text after promises (the clipboard) resolve.
+    pub fn expect_text(&self, css: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.text(css);
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css}: text {got:?}, want {want:?}, on {}", self.url());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn source(&self) -> String {
         self.call(reqwest::Method::GET, &self.s("/source"), None).as_str().unwrap_or("").to_string()
     }
