@@ -20,7 +20,7 @@
 #
 # Options: --quick, --runs N, --layer-mib N (the 4 big layers' size), --out
 # FILE (a markdown section; default $WHARF_CACHE/bench/mirror.md), --no-build,
-# --no-distribution, --no-s3,
+# --no-distribution, --no-s3, --s3-https (versitygw over HTTPS),
 # --links "RATE..." (tc rates, or `none` for bare loopback; the first one is
 # the link scenario), --upstream-link RATE (the same as --links RATE).
 #
@@ -51,7 +51,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export WHARF_CACHE=${WHARF_CACHE:-$HOME/.cache/wharf}
 export PATH="$WHARF_CACHE/bin:$HOME/.cargo/bin:/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 
-QUICK=0 RUNS="" LAYER_MIB="" OUT="" BUILD=1 WITH_DIST=1 WITH_S3=1 LINKS="1gbit 4gbit 10gbit none"
+QUICK=0 RUNS="" LAYER_MIB="" OUT="" BUILD=1 WITH_DIST=1 WITH_S3=1 S3_TLS=0 LINKS="1gbit 4gbit 10gbit none"
 ARGS=("$@")
 while (($#)); do
     case $1 in
@@ -65,6 +65,7 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --no-distribution) WITH_DIST=0 ;;
     --no-s3) WITH_S3=0 ;;
+    --s3-https) S3_TLS=1 ;;
     --links | --upstream-link) LINKS=$2; shift ;;
     --links=* | --upstream-link=*) LINKS=${1#*=} ;;
     -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
@@ -185,18 +186,36 @@ declare -A URL PID METRICS
 # The S3 server for the mirrors with S3 storage: versitygw, one bucket.
 S3_ACCESS=wharf-bench-access S3_SECRET=wharf-bench-secret-key S3_BUCKET=mirror
 S3DIR=$WORK/s3
+# Plain HTTP (`secure: false`) by default, as in-cluster S3 servers are
+# often run; wharf then signs each part's payload, which hashes every byte a
+# second time. With --s3-https, versitygw serves a certificate from a CA made
+# here, which the S3 mirrors trust through SSL_CERT_FILE (`secure: true`,
+# registry:2's default, as AWS, OSS and R2 serve it): no payload signing, but
+# TLS on both ends, and versitygw's share of the two cores grows.
 start_s3() {
-    local port
+    local port tls=() scheme=http
     port=$(free_port)
     mkdir -p "$S3DIR/$S3_BUCKET"
-    versitygw --quiet --access "$S3_ACCESS" --secret "$S3_SECRET" --port "127.0.0.1:$port" posix "$S3DIR" >"$WORK/versitygw.log" 2>&1 &
+    if ((S3_TLS)); then
+        scheme=https
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wharf-bench-ca \
+            -keyout "$WORK/s3-ca.key" -out "$WORK/s3-ca.pem" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+            -keyout "$WORK/s3.key" -out "$WORK/s3.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$WORK/s3.ext"
+        openssl x509 -req -in "$WORK/s3.csr" -CA "$WORK/s3-ca.pem" -CAkey "$WORK/s3-ca.key" -CAcreateserial -days 2 \
+            -extfile "$WORK/s3.ext" -out "$WORK/s3.pem" 2>/dev/null || die "openssl: no certificate for versitygw"
+        tls=(--cert "$WORK/s3.pem" --key "$WORK/s3.key")
+    fi
+    versitygw --quiet --access "$S3_ACCESS" --secret "$S3_SECRET" "${tls[@]}" --port "127.0.0.1:$port" posix "$S3DIR" >"$WORK/versitygw.log" 2>&1 &
     PID[versitygw]=$!
     PIDS+=("$!")
-    URL[versitygw]=http://127.0.0.1:$port
-    local deadline=$(($(date +%s) + 30)) code
+    URL[versitygw]=$scheme://127.0.0.1:$port
+    local deadline=$(($(date +%s) + 30)) code ca=()
+    ((S3_TLS)) && ca=(--cacert "$WORK/s3-ca.pem")
     while :; do
         kill -0 "${PID[versitygw]}" 2>/dev/null || { tail -20 "$WORK/versitygw.log" >&2; die "versitygw exited during start-up"; }
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${URL[versitygw]}/" || true)
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${ca[@]}" "${URL[versitygw]}/" || true)
         [[ $code =~ ^[1-4][0-9][0-9]$ ]] && break
         (($(date +%s) < deadline)) || die "versitygw not answering within 30s"
         sleep 0.05
@@ -211,6 +230,13 @@ start_server() {
     local name=$1 kind=$2 remote=${3:-} port dport root=$WORK/$1-storage cmd
     port=$(free_port)
     dport=$(free_port)
+    # The stopped mirrors' storage goes only now, so the new mirror's cache
+    # (or versitygw's files) reuses the page-cache memory it frees. Memory
+    # freed earlier is handed back to this VM's hypervisor within seconds
+    # (free page reporting), and writing into it again costs several times
+    # more system time (see "This machine" in the report).
+    ((${#STALE[@]} == 0)) || rm -rf "${STALE[@]}"
+    STALE=()
     rm -rf "$root" "$S3DIR/$S3_BUCKET/$name"
     mkdir -p "$root"
     {
@@ -229,7 +255,7 @@ EOF
     region: us-east-1
     regionendpoint: ${URL[versitygw]}
     forcepathstyle: true
-    secure: false
+    secure: $( ((S3_TLS)) && echo true || echo false)
     bucket: $S3_BUCKET
     rootdirectory: /$name
   redirect:
@@ -252,20 +278,23 @@ EOF
         fi
     } >"$WORK/$name.yml"
     if [[ $kind == distribution ]]; then cmd=distribution-registry; else cmd=$WHARF_BIN; fi
-    OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none "$cmd" serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
+    local trust=()
+    [[ $kind == wharf-s3 ]] && ((S3_TLS)) && trust=(SSL_CERT_FILE="$WORK/s3-ca.pem")
+    env "${trust[@]}" OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none "$cmd" serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=("$!")
     URL[$name]=http://127.0.0.1:$port
     METRICS[$name]=http://127.0.0.1:$dport/metrics
     wait_http "${URL[$name]}/v2/" "${PID[$name]}" "$name" 200
 }
-stop_server() { # NAME: stop it and forget its PID
+stop_server() { # NAME: stop it and forget its PID; its storage goes at the next start
     local name=$1 keep=() p
     stop_pid "${PID[$name]}"
     for p in "${PIDS[@]}"; do [[ $p == "${PID[$name]}" ]] || keep+=("$p"); done
     PIDS=("${keep[@]}")
-    rm -rf "$WORK/$name-storage" "$S3DIR/$S3_BUCKET/$name"
+    STALE+=("$WORK/$name-storage" "$S3DIR/$S3_BUCKET/$name")
 }
+STALE=()
 
 push_blob() { # BASE FILE DIGEST
     local base=$1 file=$2 digest=$3 loc sep code
@@ -439,9 +468,8 @@ for s in "${UPSTREAMS[@]}"; do
     [[ $(upstream_counts "$s" | awk '{print $3}') -gt 0 ]] || die "$s: no request counters at ${METRICS[$s]}"
 done
 for s in "${UPSTREAMS[@]}" local; do verify_content "${URL[$s]}"; done
-# One untimed mirror pull first for each storage (the first writes into fresh
-# page-cache memory are slower on this VM, see bench/run.sh), with the content
-# checked.
+# One untimed mirror pull first for each storage, with the content checked;
+# its storage is deleted just before the first timed mirror starts.
 MIRRORS=(mirror:wharf)
 ((WITH_S3)) && MIRRORS+=(mirror-s3:wharf-s3)
 for m in "${MIRRORS[@]}"; do
@@ -449,6 +477,24 @@ for m in "${MIRRORS[@]}"; do
     verify_content "${URL[${m%%:*}]}"
     stop_server "${m%%:*}"
 done
+# This machine's own cost of what a cold fill does to the page cache, apart
+# from any registry: dd writes a pull's bytes into a new file on the storage
+# disk, once into memory a file freed just before (as every measured mirror
+# gets, see start_server), once into memory freed 15 s before, which the
+# hypervisor has taken back by then. Prints dd's system CPU s/GiB (the
+# median of three, each).
+page_cache_cost() { # WAIT_SECONDS
+    local mib=$(((TOTAL + (1 << 20) - 1) >> 20)) sys
+    head -c $((mib << 20)) /dev/zero >"$WORK/probe-a"
+    rm -f "$WORK/probe-a"
+    sleep "$1" # the condition measured: how long the memory has been free
+    sys=$( { TIMEFORMAT=%S; time dd if=/dev/zero of="$WORK/probe-b" bs=1M count="$mib" conv=fsync status=none; } 2>&1)
+    rm -f "$WORK/probe-b"
+    awk -v s="$sys" -v m="$mib" 'BEGIN {printf "%.2f", s / (m / 1024)}'
+}
+PAGE_FRESH=$(for i in 1 2 3; do page_cache_cost 0; echo; done | median)
+PAGE_RECLAIMED=$(for i in 1 2 3; do page_cache_cost 15; echo; done | median)
+log "this machine: writing a pull's bytes into the page cache costs $PAGE_FRESH system s/GiB into memory freed just before, $PAGE_RECLAIMED into memory freed 15 s before"
 fill_root() { if [[ $1 == mirror-s3 ]]; then echo "$S3DIR/$S3_BUCKET/$1"; else echo "$WORK/$1-storage"; fi; }
 
 # ---------------------------------------------------------------- runs
@@ -547,6 +593,15 @@ $LOAD_BEFORE, after $LOAD_AFTER. Other work on the machine (compilers, linkers, 
 Upstream links, in turn within each run: $(for l in "${LINK_LIST[@]}"; do printf '%s; ' "$(link_name "$l")"; done | sed 's/; $//').
 A rate means the upstreams' responses are shaped (tc htb) in a private network
 namespace, for direct and mirror pulls alike; the mirror's answers are not.
+
+This machine: writing a pull's bytes into a new file cost dd $PAGE_FRESH system CPU
+s/GiB (median of three) into page-cache memory freed just before, and $PAGE_RECLAIMED
+into memory freed 15 s before. On this VM the hypervisor can take free guest
+memory back within seconds (virtio-balloon free page reporting); the first
+write into each page it gave back is then paid as system time by the writer,
+and the second figure is the higher one. So each new mirror starts right
+after the previous one's storage is deleted, and its cold fill reuses that
+memory, as on a machine without a balloon.
 
 Image: $NLAYERS layers of $(mib "$LAYER") and one of $(mib "$SMALL") (random bytes), an OCI
 config and manifest: $TOTAL bytes per pull. $RUNS run(s); each cell is the
@@ -659,7 +714,8 @@ Method:
   proxy and storage sections: \`log.level: warn\`, Prometheus on a debug
   listener. Filesystem storage is a fresh directory on the same disk as the
   other benchmarks (\`\$WHARF_CACHE/bench\`, not tmpfs). S3 storage is
-  versitygw (\`--quiet\`, \`posix\` backend on the same disk) with one bucket;
+  versitygw (\`--quiet\`, \`posix\` backend on the same disk) with one bucket,
+  over $( ((S3_TLS)) && echo 'HTTPS (a CA made by the run, trusted through \`SSL_CERT_FILE\`; \`secure: true\`, registry:2'"'"'s default)' || echo 'plain HTTP (\`secure: false\`: wharf signs every part'"'"'s payload, a second SHA-256 of every byte)');
   each S3 mirror gets a fresh \`rootdirectory\`, \`chunksize\` at its default,
   \`storage.redirect.disable: true\`. The upstreams are a wharf-registry and
   distribution v3 (\`distribution-registry serve\`); a mirror is
