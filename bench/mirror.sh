@@ -198,21 +198,15 @@ start_s3() {
     mkdir -p "$S3DIR/$S3_BUCKET"
     if ((S3_TLS)); then
         scheme=https
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wharf-bench-ca \
-            -keyout "$WORK/s3-ca.key" -out "$WORK/s3-ca.pem" 2>/dev/null
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-            -keyout "$WORK/s3.key" -out "$WORK/s3.csr" 2>/dev/null
-        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$WORK/s3.ext"
-        openssl x509 -req -in "$WORK/s3.csr" -CA "$WORK/s3-ca.pem" -CAkey "$WORK/s3-ca.key" -CAcreateserial -days 2 \
-            -extfile "$WORK/s3.ext" -out "$WORK/s3.pem" 2>/dev/null || die "openssl: no certificate for versitygw"
-        tls=(--cert "$WORK/s3.pem" --key "$WORK/s3.key")
+        make_certs
+        tls=(--cert "$WORK/leaf.crt" --key "$WORK/leaf.key")
     fi
     versitygw --quiet --access "$S3_ACCESS" --secret "$S3_SECRET" "${tls[@]}" --port "127.0.0.1:$port" posix "$S3DIR" >"$WORK/versitygw.log" 2>&1 &
     PID[versitygw]=$!
     PIDS+=("$!")
     URL[versitygw]=$scheme://127.0.0.1:$port
     local deadline=$(($(date +%s) + 30)) code ca=()
-    ((S3_TLS)) && ca=(--cacert "$WORK/s3-ca.pem")
+    ((S3_TLS)) && ca=(--cacert "$WORK/ca.crt")
     while :; do
         kill -0 "${PID[versitygw]}" 2>/dev/null || { tail -20 "$WORK/versitygw.log" >&2; die "versitygw exited during start-up"; }
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${ca[@]}" "${URL[versitygw]}/" || true)
@@ -279,7 +273,7 @@ EOF
     } >"$WORK/$name.yml"
     if [[ $kind == distribution ]]; then cmd=distribution-registry; else cmd=$WHARF_BIN; fi
     local trust=()
-    [[ $kind == wharf-s3 ]] && ((S3_TLS)) && trust=(SSL_CERT_FILE="$WORK/s3-ca.pem")
+    [[ $kind == wharf-s3 ]] && ((S3_TLS)) && trust=(SSL_CERT_FILE="$WORK/ca.crt")
     env "${trust[@]}" OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none "$cmd" serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=("$!")

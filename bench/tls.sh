@@ -74,45 +74,6 @@ WHARF_BIN=${WHARF_REGISTRY_BIN:-$ROOT/target/release/wharf-registry}
 bench_workdir tls
 
 # ---------------------------------------------------------------- certificates
-# A CA, and a leaf it signs for 127.0.0.1 (IP SAN) and localhost; both
-# ECDSA P-256 with SHA-256 signatures, valid for a day.
-CA=$WORK/ca.crt
-make_certs() {
-    local d=$WORK/pki
-    mkdir -p "$d"
-    cat >"$d/ca.cnf" <<'EOF'
-[req]
-prompt = no
-distinguished_name = dn
-x509_extensions = ext
-[dn]
-CN = wharf bench CA
-[ext]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-EOF
-    cat >"$d/leaf.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-    if ! {
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/ca.key" 2>"$d/err" &&
-            openssl req -x509 -new -config "$d/ca.cnf" -key "$d/ca.key" -sha256 -days 1 -out "$CA" 2>>"$d/err" &&
-            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/leaf.key" 2>>"$d/err" &&
-            openssl req -new -key "$WORK/leaf.key" -subj /CN=127.0.0.1 -out "$d/leaf.csr" 2>>"$d/err" &&
-            openssl x509 -req -in "$d/leaf.csr" -CA "$CA" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
-                -sha256 -days 1 -extfile "$d/leaf.ext" -out "$WORK/leaf.crt" 2>>"$d/err" &&
-            openssl verify -CAfile "$CA" "$WORK/leaf.crt" >>"$d/err" 2>&1
-    }; then
-        cat "$d/err" >&2
-        die "openssl could not make the certificates"
-    fi
-}
 make_certs
 
 # ---------------------------------------------------------------- servers
