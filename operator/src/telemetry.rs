@@ -23,7 +23,15 @@ pub fn init(json: bool) -> anyhow::Result<Option<SdkTracerProvider>> {
             Targets::new().with_default(tracing::Level::INFO).with_target("wharf_operator", tracing::Level::DEBUG);
         tracing_opentelemetry::layer().with_tracer(p.tracer("wharf_operator")).with_filter(targets)
     });
-    if let Err(e) = tracing_subscriber::registry().with(lines.with_filter(filter)).with(spans).try_init() {
+    let base = tracing_subscriber::registry().with(lines.with_filter(filter));
+    // Not `.with(Option<Layer>)`: a `None` layer calls every callsite always
+    // interesting, so the filtered-out TRACE spans of kube, hyper and rustls
+    // would all be built.
+    let installed = match spans {
+        Some(spans) => base.with(spans).try_init(),
+        None => base.try_init(),
+    };
+    if let Err(e) = installed {
         eprintln!("wharf-operator: logging already initialised: {e}");
     }
     Ok(provider)

@@ -10,7 +10,7 @@ use std::fmt;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{FilterExt as _, LevelFilter, filter_fn};
@@ -101,14 +101,25 @@ where
 /// Returns the OTLP exporter when `OTEL_EXPORTER_OTLP_*ENDPOINT` turned it on
 /// (hand it to [`otlp::shutdown`] when serving stops).
 pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter(log));
+    let provider = otlp::from_env("wharf-registry")?;
+    let _ = dispatch(log, filter, provider.as_ref()).try_init();
+    Ok(provider)
+}
+
+/// `log.level` for wharf, and only warnings from the HTTP and TLS stacks.
+fn default_filter(log: &Log) -> EnvFilter {
     let level = match log.level.unwrap_or(LogLevel::Info) {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
+    EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
+}
+
+/// The subscriber: the log lines, and the OTLP layer when there is one.
+fn dispatch(log: &Log, filter: EnvFilter, provider: Option<&SdkTracerProvider>) -> Dispatch {
     let fields = log.fields.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
     let format = Format { json: log.formatter == Some(LogFormatter::Json), fields };
     // Where DEBUG is logged, so is every span's time when it closes.
@@ -116,14 +127,47 @@ pub fn init(log: &Log) -> anyhow::Result<Option<SdkTracerProvider>> {
     // Otherwise the log takes no spans: without OTLP they are then never built
     // (the log line carries the request's fields itself).
     let filter = filter.and(filter_fn(move |m| span_times || m.is_event()));
-    let provider = otlp::from_env("wharf-registry")?;
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_span_events(if span_times { FmtSpan::CLOSE } else { FmtSpan::NONE })
         .event_format(format)
         .and_then(span_times.then_some(span_log::KeepFields))
         .with_filter(filter);
-    let spans = provider.as_ref().map(|p| otlp::layer(p, "wharf_registry"));
-    let _ = tracing_subscriber::registry().with(lines).with(spans).try_init();
-    Ok(provider)
+    let base = tracing_subscriber::registry().with(lines);
+    // Not `.with(Option<Layer>)`: a `None` layer calls every callsite always
+    // interesting, so each TRACE span of h2, hyper and rustls would be built
+    // and dropped again, several per HTTP/2 frame (a fifth of a TLS pull's CPU).
+    match provider {
+        Some(p) => base.with(otlp::layer(p, "wharf_registry")).into(),
+        None => base.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch_at(level: LogLevel) -> Dispatch {
+        let log = Log { level: Some(level), ..Log::default() };
+        dispatch(&log, default_filter(&log), None)
+    }
+
+    // Callsites of their own: interest is cached per callsite, across tests.
+    #[test]
+    fn spans_below_the_log_level_are_never_built() {
+        let d = dispatch_at(LogLevel::Info);
+        tracing::dispatcher::with_default(&d, || {
+            assert!(tracing::trace_span!(target: "h2::codec::framed_write", "flush").is_disabled());
+            assert!(tracing::debug_span!(target: "wharf_registry::storage", "get").is_disabled());
+        });
+    }
+
+    #[test]
+    fn debug_keeps_spans_for_their_times() {
+        let d = dispatch_at(LogLevel::Debug);
+        tracing::dispatcher::with_default(&d, || {
+            assert!(!tracing::debug_span!(target: "wharf_registry::storage", "put").is_disabled());
+            assert!(tracing::trace_span!(target: "h2::codec::framed_read", "decode").is_disabled());
+        });
+    }
 }
