@@ -51,6 +51,8 @@ pub struct Limits {
     pub tls_handshake: Duration,
     /// `http.maxconnections`.
     pub max_connections: u32,
+    /// Not `http.http2.disabled`: HTTP/2 is offered (h2 by ALPN, h2c by prior knowledge).
+    pub http2: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +64,7 @@ impl Default for Limits {
             idle: Duration::from_secs(120),
             tls_handshake: Duration::from_secs(10),
             max_connections: 4096,
+            http2: true,
         }
     }
 }
@@ -77,8 +80,22 @@ impl Limits {
             idle: http.idletimeout.map_or(d.idle, |t| t.0),
             tls_handshake: http.tlshandshaketimeout.map_or(d.tls_handshake, |t| t.0),
             max_connections: http.maxconnections.unwrap_or(d.max_connections).max(1),
+            http2: !http.http2.as_ref().is_some_and(|h| h.disabled),
         }
     }
+}
+
+/// HTTP/1.1 first: clients that offer both (containerd, crane, skopeo, curl)
+/// then pull blobs at about half the server CPU per byte of HTTP/2, whose
+/// 16 KiB frames each cost a TLS record, a send and the client's window
+/// updates (docs/benchmarks.md, TLS). h2 stays for clients that offer only it.
+fn with_alpn(tls: Arc<ServerConfig>, http2: bool) -> Arc<ServerConfig> {
+    let mut config = Arc::unwrap_or_clone(tls);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if http2 {
+        config.alpn_protocols.push(b"h2".to_vec());
+    }
+    Arc::new(config)
 }
 
 /// Delays after failed `accept()`s: 5 ms doubling to 1 s, as Go's net/http.
@@ -101,7 +118,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let acceptor = limits.tls.clone().map(TlsAcceptor::from);
+    let acceptor = limits.tls.clone().map(|tls| TlsAcceptor::from(with_alpn(tls, limits.http2)));
     let mut backoff = Backoff::default();
     tokio::pin!(shutdown);
     loop {
@@ -206,6 +223,9 @@ where
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.read_header);
     builder.http2().timer(TokioTimer::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
     let first_request = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = first_request.clone();
     let service = hyper::service::service_fn(move |req| {

@@ -84,7 +84,6 @@ impl CertificateFiles {
             .context("TLS protocol versions")?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         // Our order, not the client's: curl and others put AES-256 first.
         config.ignore_client_order = true;
         Ok(Arc::new(config))

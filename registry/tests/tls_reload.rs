@@ -167,10 +167,11 @@ async fn a_mismatched_pair_keeps_the_previous_certificate() {
 }
 
 /// The server's cipher order wins (AES-128-GCM, cheaper per byte, even when
-/// the client lists AES-256 first), and a large HTTP/2 pull over TLS, whose
-/// frames go through the write buffer below rustls, arrives whole.
+/// the client lists AES-256 first), so does its ALPN order (HTTP/1.1 for a
+/// client that offers both), and a large HTTP/2 pull over TLS, whose frames
+/// go through the write buffer below rustls, arrives whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_picks_aes_128_and_an_h2_pull_arrives_whole() {
+async fn the_server_picks_aes_128_and_http1_and_an_h2_pull_arrives_whole() {
     use tokio_rustls::rustls::CipherSuite;
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path(), &["a"], "DNS:reg.test");
@@ -203,15 +204,21 @@ async fn the_server_picks_aes_128_and_an_h2_pull_arrives_whole() {
     let suite = conn.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
     assert_eq!(suite, Some(CipherSuite::TLS13_AES_128_GCM_SHA256));
 
-    // A 24 MiB blob pushed and pulled over HTTP/2.
+    // A client that offers h2 and HTTP/1.1 gets HTTP/1.1.
     wharf_registry::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
-        .resolve("reg.test", addr)
-        .build()
-        .unwrap();
+    let client = |h2_only: bool| {
+        let b = reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+            .resolve("reg.test", addr);
+        if h2_only { b.http2_prior_knowledge() } else { b }.build().unwrap()
+    };
     let base = format!("https://reg.test:{}", addr.port());
+    let both = client(false).get(format!("{base}/v2/")).send().await.unwrap();
+    assert_eq!((both.status().as_u16(), both.version()), (200, reqwest::Version::HTTP_11));
+
+    // A 24 MiB blob pushed and pulled over HTTP/2, by a client that offers only h2.
+    let client = client(true);
     let blob: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
     let put = client.post(format!("{base}/v2/tls/h2/blobs/uploads/?digest={digest}")).body(blob.clone()).send();
@@ -223,4 +230,45 @@ async fn the_server_picks_aes_128_and_an_h2_pull_arrives_whole() {
     let body = tokio::time::timeout(Duration::from_secs(60), got.bytes()).await.expect("the h2 pull stalled").unwrap();
     assert_eq!(body.len(), blob.len());
     assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&body))), digest);
+}
+
+/// `http.http2.disabled: true` (registry:2's key): HTTP/1.1 only, over TLS
+/// (no h2 by ALPN) and in the clear (no h2c by prior knowledge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_disabled_serves_http1_only() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), &["a"], "DNS:reg.test");
+    let (cert, key, ca) = (dir.path().join("a.pem"), dir.path().join("a.key"), dir.path().join("ca.pem"));
+    let yaml = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  http2:\n    disabled: true\n",
+        dir.path().display()
+    );
+    let config = Config::from_yaml(&yaml, std::iter::empty()).unwrap();
+    let limits = Limits::from_config(&config.http);
+    assert!(!limits.http2);
+    wharf_registry::install_crypto_provider();
+    let mut addrs = Vec::new();
+    for tls in [Some(server::tls_config(cert.to_str().unwrap(), key.to_str().unwrap()).unwrap()), None] {
+        let app = wharf_registry::build(&config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        let limits = Limits { tls, ..limits.clone() };
+        tokio::spawn(server::serve(listener, app.router, limits, std::future::pending()));
+    }
+    let client = |h2_only: bool, addr| {
+        let b = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+            .resolve("reg.test", addr);
+        if h2_only { b.http2_prior_knowledge() } else { b }.build().unwrap()
+    };
+    let (tls, plain) = (addrs[0], addrs[1]);
+    for (scheme, addr) in [("https", tls), ("http", plain)] {
+        let url = format!("{scheme}://reg.test:{}/v2/", addr.port());
+        let ok = client(false, addr).get(&url).send().await.unwrap();
+        assert_eq!((ok.status().as_u16(), ok.version()), (200, reqwest::Version::HTTP_11), "{url}");
+        let h2 = client(true, addr).get(&url).send().await;
+        assert!(h2.is_err(), "{url}: HTTP/2 was served: {h2:?}");
+    }
 }
