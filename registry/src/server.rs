@@ -164,9 +164,9 @@ pub async fn serve(
             let result = match acceptor {
                 None => connection(Tracked::new(stream, started, &activity), service, &limits, activity, stop).await,
                 Some(acceptor) => {
-                    // rustls hands each write (an HTTP/2 frame: 16 KiB) to the socket as it
-                    // comes; a buffer below it makes one send of several records, flushed
-                    // whenever hyper flushes. It measured ~4x fewer syscalls for an h2 pull.
+                    // rustls writes its records out as it makes them; a buffer below it
+                    // gathers them into one send per flush of hyper's (on HTTP/1.1, several
+                    // 16 KiB records per send).
                     let stream = tokio::io::BufWriter::with_capacity(TLS_WRITE_BUFFER, stream);
                     let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream)).await;
                     match handshake {
