@@ -30,7 +30,10 @@ gc_reclaimed() {
   done
   echo "$sum"
 }
-node_has() { ctr_ images ls -q | grep -qx "$1"; }
+node_has() {
+  local images
+  images=$(ctr_ images ls -q) && grep -qx "$1" <<<"$images"
+}
 tags_are() { [ "$(gc_tags)" = "$1" ]; }
 reclaimed_at_least() { [ "$(gc_reclaimed)" -ge "$1" ]; }
 

@@ -142,7 +142,7 @@ dom=$(browse "https://$WEB_HOST/ui/tags?repo=demo/app" "$TRAEFIK_IP")
 grep -q "docker pull $WEB_HOST/demo/app:1" <<<"$dom" ||
   die "the tags page through the Ingress has no pull command for $WEB_HOST: $dom"
 # traefik's access log: the browser's requests went through it, to the registry.
-k -n "$ING_NS" logs deployment/traefik | grep -q '"GET /ui/tags?repo=demo/app HTTP/' ||
-  die "traefik's access log has no request for the tags page"
+access_log=$(k -n "$ING_NS" logs deployment/traefik)
+grep -q '"GET /ui/tags?repo=demo/app HTTP/' <<<"$access_log" || die "traefik's access log has no request for the tags page"
 log "the UI answers through the Ingress at https://$WEB_HOST/ui/ (traefik, TLS verified both ways); crane pushed through it"
 k delete clusterrolebinding,clusterrole wharf-e2e-traefik --ignore-not-found >/dev/null

@@ -75,14 +75,20 @@ echo digest=\$(crane digest $NOTIFY_HOST/notify/app:1)
 digest=$(k -n "$NOTIFY_NS" logs job/notify-push | sed -n 's/^digest=//p')
 [ -n "$digest" ] || die "the push Job printed no digest"
 # The manifest's push event: its action, repository, tag and digest in one event.
+# The log is read whole before it is searched: a grep that stops at its first
+# match would leave kubectl writing into a closed pipe (SIGPIPE, exit 141).
+receiver_log() { k -n "$NOTIFY_NS" logs deployment/receiver --tail=-1; }
 push_event() {
-  k -n "$NOTIFY_NS" logs deployment/receiver --tail=-1 | sed -n 's/^event auth=\[\(.*\)\] type=\[\(.*\)\] body=//p' |
+  local events
+  events=$(receiver_log | sed -n 's/^event auth=\[\(.*\)\] type=\[\(.*\)\] body=//p' |
     jq -c --arg d "$digest" '.events[]? | select(.action == "push" and .target.repository == "notify/app"
-      and .target.digest == $d and .target.tag == "1")' 2>/dev/null | head -n 1 | grep -q .
+      and .target.digest == $d and .target.tag == "1")' 2>/dev/null) || return 1
+  [ -n "$events" ]
 }
 until_true "the receiver got the push event of notify/app:1 ($digest)" push_event
-line=$(k -n "$NOTIFY_NS" logs deployment/receiver --tail=-1 | grep -m 1 '"notify/app"')
+received=$(receiver_log)
+line=$(grep -m 1 '"notify/app"' <<<"$received")
 grep -qF 'auth=[Bearer e2e-hook-token]' <<<"$line" || die "the event came without the Secret's Authorization header: $line"
 grep -qF 'type=[application/vnd.docker.distribution.events.v2+json]' <<<"$line" || die "not registry:2's envelope: $line"
-! k -n "$NOTIFY_NS" logs deployment/receiver --tail=-1 | grep -q '"action":"pull"' || die "an ignored pull event was sent"
+! grep -q '"action":"pull"' <<<"$received" || die "an ignored pull event was sent"
 log "the receiver got the push event of notify/app:1 ($digest), with the Secret's bearer token, registry:2's media type"

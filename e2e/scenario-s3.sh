@@ -211,7 +211,8 @@ spec:
       - {name: app, image: "$S3_IMAGE", imagePullPolicy: Always}
 EOF
 k -n "$S3_TEAM" wait --for=condition=Available deployment/s3-app --timeout="${T}s" >/dev/null
-ctr_ images ls -q | grep -qx "$S3_IMAGE" || die "the node's containerd has no $S3_IMAGE"
+node_images=$(ctr_ images ls -q)
+grep -qx "$S3_IMAGE" <<<"$node_images" || die "the node's containerd has no $S3_IMAGE"
 wait_job "$S3_TEAM" s3-pulls
 pulls=$(pull_log | grep -c '^pulled=')
 after=$(pull_log | sed -n 's/^pulled=[0-9]* at=//p' | awk -v t="$t_deleted" '$1 > t' | wc -l)
