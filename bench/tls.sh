@@ -10,9 +10,9 @@
 #   image pulls     N sequential pulls (manifest, config, layer) on one
 #                   connection; curl's own protocol choice (h2 over TLS when
 #                   the server offers it by ALPN), then forced HTTP/1.1
-#   Go client       N `crane blob` of the layer: Go's net/http, as the nodes'
-#                   containerd (offers h2 and HTTP/1.1 by ALPN over TLS; the
-#                   blob's digest checked as it is read)
+#   Go client       N `crane blob` of the layer: Go's net/http with HTTP/2
+#                   on (offers h2 and HTTP/1.1 by ALPN over TLS; the blob's
+#                   digest checked as it is read)
 #   manifest GETs   wrk on GET /v2/<repo>/manifests/<tag> (HTTP/1.1)
 #
 #   bash bench/tls.sh            64 MiB layer, 20 pulls, 3 runs
@@ -269,7 +269,7 @@ layer) in sequence on one curl connection, MiB/s = bytes / wall time; first
 with curl's own choice of protocol (over TLS it offers h2 by ALPN, and takes
 it where the server agrees: the protocol column), then with \`--http1.1\`
 forced, like for like. Go pulls: $PULLS \`crane blob\` of the layer, each on a
-new connection, with Go's net/http as the nodes' containerd uses it (over TLS
+new connection, with Go's net/http as go-containerregistry uses it (over TLS
 it offers h2 and HTTP/1.1 by ALPN, and asks for 16 KiB frames where h2 is
 picked; it checks the blob's digest as it reads, on the same cores). "CPU s/GiB" is the server's user+system CPU time per
 GiB pulled, from /proc/PID/stat. Manifest GETs: wrk (HTTP/1.1, $WRK_CONNS

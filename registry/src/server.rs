@@ -85,7 +85,7 @@ impl Limits {
     }
 }
 
-/// HTTP/1.1 first: clients that offer both (containerd, crane, skopeo, curl)
+/// HTTP/1.1 first: clients that offer both (crane, curl)
 /// then pull blobs at about half the server CPU per byte of HTTP/2, whose
 /// 16 KiB frames each cost a TLS record, a send and the client's window
 /// updates (docs/benchmarks.md, TLS). h2 stays for clients that offer only it.
