@@ -206,7 +206,7 @@ start_s3() {
     PIDS+=("$!")
     URL[versitygw]=$scheme://127.0.0.1:$port
     local deadline=$(($(date +%s) + 30)) code ca=()
-    ((S3_TLS)) && ca=(--cacert "$WORK/ca.crt")
+    ((S3_TLS)) && ca=(--cacert "$CA")
     while :; do
         kill -0 "${PID[versitygw]}" 2>/dev/null || { tail -20 "$WORK/versitygw.log" >&2; die "versitygw exited during start-up"; }
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${ca[@]}" "${URL[versitygw]}/" || true)
@@ -273,7 +273,7 @@ EOF
     } >"$WORK/$name.yml"
     if [[ $kind == distribution ]]; then cmd=distribution-registry; else cmd=$WHARF_BIN; fi
     local trust=()
-    [[ $kind == wharf-s3 ]] && ((S3_TLS)) && trust=(SSL_CERT_FILE="$WORK/ca.crt")
+    [[ $kind == wharf-s3 ]] && ((S3_TLS)) && trust=(SSL_CERT_FILE="$CA")
     env "${trust[@]}" OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none "$cmd" serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=("$!")

@@ -170,8 +170,18 @@ pull_urls() { # NAME
         printf 'url = "%s"\noutput = "/dev/null"\n' "${URL[$1]}/v2/$REPO/blobs/$CONFIG_DIGEST" "${URL[$1]}/v2/$REPO/blobs/$LAYER_DIGEST"
     done
 }
+# recorded NAME METRIC T0 T1 START END BYTES: BYTES over END - START in
+# MiB/s, and the server's CPU ticks T1 - T0 per GiB, as METRIC and METRIC_cpu.
+recorded() {
+    local secs mibs
+    secs=$(awk -v a="$5" -v b="$6" 'BEGIN {printf "%.3f", b - a}')
+    mibs=$(awk -v n="$7" -v t="$secs" 'BEGIN {printf "%.1f", n / t / 2^20}')
+    record "$1" "$2" "$mibs"
+    record "$1" "${2}_cpu" "$(per_gib $(($4 - $3)) "$7")"
+    log "run $r: $1 $2 $mibs MiB/s ($PULLS pulls in $secs s)"
+}
 pulls() { # NAME METRIC CURL-ARGS...
-    local s=$1 metric=$2 t0 t1 start end ok conns bytes secs mibs
+    local s=$1 metric=$2 t0 t1 start end ok conns bytes
     shift 2
     pull_urls "$s" >"$WORK/pulls.cfg"
     t0=$(cpu_ticks "${PID[$s]}")
@@ -186,31 +196,22 @@ pulls() { # NAME METRIC CURL-ARGS...
     ((conns == 1)) || die "$s: the pulls opened $conns connections, want 1"
     bytes=$(awk '{n += $3} END {print n + 0}' "$WORK/pulls.out")
     ((bytes == PULLS * PULL_BYTES)) || die "$s: the pulls moved $bytes bytes, want $((PULLS * PULL_BYTES))"
-    secs=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-    mibs=$(awk -v n="$bytes" -v t="$secs" 'BEGIN {printf "%.1f", n / t / 2^20}')
-    record "$s" "$metric" "$mibs"
-    record "$s" "${metric}_cpu" "$(per_gib $((t1 - t0)) "$bytes")"
-    log "run $r: $s $metric $mibs MiB/s ($PULLS pulls in $secs s)"
+    recorded "$s" "$metric" "$t0" "$t1" "$start" "$end" "$bytes"
 }
-# One Go pull = `crane blob` of the layer (a new connection each, as a node
-# pulling a layer); crane trusts the bench CA through SSL_CERT_FILE.
+# One Go pull = `crane blob` of the layer, on a new connection each time;
+# crane trusts the bench CA through SSL_CERT_FILE.
 declare -A PROTO_GO
 go_pulls() { # NAME
-    local s=$1 host=${URL[$1]#*://} t0 t1 start end i bytes=0 secs mibs
+    local s=$1 host=${URL[$1]#*://} t0 t1 start end i
     t0=$(cpu_ticks "${PID[$s]}")
     start=$(now)
     for ((i = 0; i < PULLS; i++)); do
-        # crane fails unless the bytes match the digest and the size.
+        # crane (go-containerregistry) fails unless the bytes match the digest and the size.
         SSL_CERT_FILE=$CA timeout 300 crane blob "$host/$REPO@$LAYER_DIGEST" >/dev/null || die "$s: crane blob failed"
-        bytes=$((bytes + LAYER))
     done
     end=$(now)
     t1=$(cpu_ticks "${PID[$s]}")
-    secs=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-    mibs=$(awk -v n="$bytes" -v t="$secs" 'BEGIN {printf "%.1f", n / t / 2^20}')
-    record "$s" pull_go "$mibs"
-    record "$s" pull_go_cpu "$(per_gib $((t1 - t0)) "$bytes")"
-    log "run $r: $s Go pulls $mibs MiB/s ($PULLS pulls in $secs s)"
+    recorded "$s" pull_go "$t0" "$t1" "$start" "$end" $((PULLS * LAYER))
 }
 for s in "${SERVERS[@]}"; do
     # Which protocol Go's client takes (its HTTP/2 transport logs each connection).

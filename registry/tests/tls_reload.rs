@@ -28,6 +28,17 @@ fn der(pem_path: &Path) -> CertificateDer<'static> {
 }
 
 /// Replaces `to` by `from` in one rename, as a Secret volume's swap does.
+/// A client that trusts `ca` and finds `reg.test` at `addr`; with `h2_only`
+/// it offers only h2 by ALPN (and speaks h2c in the clear).
+fn client(ca: &Path, addr: std::net::SocketAddr, h2_only: bool) -> reqwest::Client {
+    let b = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
+        .resolve("reg.test", addr);
+    if h2_only { b.http2_prior_knowledge() } else { b }.build().unwrap()
+}
+
 fn swap_in(from: &Path, to: &Path) {
     let tmp = to.with_extension("new");
     std::fs::copy(from, &tmp).unwrap();
@@ -94,16 +105,22 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_o
         "POST /v2/tls/app/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: reg.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         blob.len()
     );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    conn.write_all(&blob).await.unwrap();
-    let (status, _) = read_head(&mut conn).await;
+    // Bounded: a stall fails here with its step named, instead of hanging the suite.
+    let push = async {
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&blob).await.unwrap();
+        read_head(&mut conn).await
+    };
+    let (status, _) = tokio::time::timeout(Duration::from_secs(60), push).await.expect("the push stalled");
     assert!(status.starts_with("HTTP/1.1 201"), "{status}");
 
     // A pull starts on the first certificate and reads only its first bytes.
     let mut pull = connect(addr, &ca).await;
     let get = format!("GET /v2/tls/app/blobs/{digest} HTTP/1.1\r\nHost: reg.test\r\nConnection: close\r\n\r\n");
     pull.write_all(get.as_bytes()).await.unwrap();
-    let (status, mut body) = read_head(&mut pull).await;
+    let (status, mut body) = tokio::time::timeout(Duration::from_secs(30), read_head(&mut pull))
+        .await
+        .expect("no response head for the pull");
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 
     // The files are replaced; new connections get the new certificate.
@@ -112,7 +129,8 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_o
     let want = der(&dir.path().join("b.pem"));
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let fresh = connect(addr, &ca).await;
+        let fresh =
+            tokio::time::timeout(Duration::from_secs(10), connect(addr, &ca)).await.expect("a TLS handshake stalled");
         if peer(&fresh) == want {
             break;
         }
@@ -122,7 +140,10 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_a_pull_goes_o
 
     // The pull that spans the swap finishes, whole, on its first certificate.
     assert_eq!(peer(&pull), der(&dir.path().join("a.pem")));
-    pull.read_to_end(&mut body).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), pull.read_to_end(&mut body))
+        .await
+        .expect("the pull across the swap stalled")
+        .unwrap();
     assert_eq!(body.len(), blob.len());
     assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&body))), digest, "the pull across the swap is corrupt");
 }
@@ -206,19 +227,12 @@ async fn the_server_picks_aes_128_and_http1_and_an_h2_pull_arrives_whole() {
 
     // A client that offers h2 and HTTP/1.1 gets HTTP/1.1.
     wharf_registry::install_crypto_provider();
-    let client = |h2_only: bool| {
-        let b = reqwest::Client::builder()
-            .no_proxy()
-            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
-            .resolve("reg.test", addr);
-        if h2_only { b.http2_prior_knowledge() } else { b }.build().unwrap()
-    };
     let base = format!("https://reg.test:{}", addr.port());
-    let both = client(false).get(format!("{base}/v2/")).send().await.unwrap();
+    let both = client(&ca, addr, false).get(format!("{base}/v2/")).send().await.unwrap();
     assert_eq!((both.status().as_u16(), both.version()), (200, reqwest::Version::HTTP_11));
 
     // A 24 MiB blob pushed and pulled over HTTP/2, by a client that offers only h2.
-    let client = client(true);
+    let client = client(&ca, addr, true);
     let blob: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&blob)));
     let put = client.post(format!("{base}/v2/tls/h2/blobs/uploads/?digest={digest}")).body(blob.clone()).send();
@@ -255,20 +269,12 @@ async fn http2_disabled_serves_http1_only() {
         let limits = Limits { tls, ..limits.clone() };
         tokio::spawn(server::serve(listener, app.router, limits, std::future::pending()));
     }
-    let client = |h2_only: bool, addr| {
-        let b = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
-            .resolve("reg.test", addr);
-        if h2_only { b.http2_prior_knowledge() } else { b }.build().unwrap()
-    };
     let (tls, plain) = (addrs[0], addrs[1]);
     for (scheme, addr) in [("https", tls), ("http", plain)] {
         let url = format!("{scheme}://reg.test:{}/v2/", addr.port());
-        let ok = client(false, addr).get(&url).send().await.unwrap();
+        let ok = client(&ca, addr, false).get(&url).send().await.unwrap();
         assert_eq!((ok.status().as_u16(), ok.version()), (200, reqwest::Version::HTTP_11), "{url}");
-        let h2 = client(true, addr).get(&url).send().await;
+        let h2 = client(&ca, addr, true).get(&url).send().await;
         assert!(h2.is_err(), "{url}: HTTP/2 was served: {h2:?}");
     }
 }
